@@ -1,0 +1,119 @@
+"""Generations (one per request that reached an upstream), the credit ledger and budgets."""
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from workspaces.models import ApiKey, Organization, User, Workspace, money_field
+
+
+class CreditKind(models.TextChoices):
+    GRANT = "grant", "Grant"
+    USAGE = "usage", "Usage charge"
+    REFUND = "refund", "Refund"
+    ADJUSTMENT = "adjustment", "Adjustment"
+
+
+class CreditEntry(models.Model):
+    """One movement of the organization's credits. Grants are positive, charges negative."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="credit_entries")
+    kind = models.CharField(max_length=16, choices=CreditKind.choices)
+    amount = money_field()
+    reason = models.CharField(max_length=500, blank=True, default="")
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "kind"], name="credit_org_kind")]
+
+    def __str__(self):
+        return f"{self.kind} {self.amount}"
+
+
+class BudgetInterval(models.TextChoices):
+    DAILY = "daily", "Daily"
+    WEEKLY = "weekly", "Weekly"
+    MONTHLY = "monthly", "Monthly"
+    LIFETIME = "lifetime", "Lifetime"
+
+
+class WorkspaceBudget(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="budgets")
+    interval = models.CharField(max_length=16, choices=BudgetInterval.choices)
+    limit_usd = money_field()
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "interval"], name="budget_one_per_interval")]
+
+    def __str__(self):
+        return f"{self.interval} {self.limit_usd}"
+
+
+class GenerationStatus(models.TextChoices):
+    SUCCESS = "success", "Success"
+    ERROR = "error", "Error"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Generation(models.Model):
+    """What one request did upstream and what it cost. Exactly one per request that reached an upstream."""
+
+    id = models.CharField(max_length=64, primary_key=True)  # gen-...
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="generations")
+    workspace = models.ForeignKey(Workspace, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="generations")
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="generations")
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="generations")
+    created_at = models.DateTimeField(default=timezone.now)
+    model = models.CharField(max_length=200)
+    provider_name = models.CharField(max_length=200, blank=True, default="")
+    provider_slug = models.CharField(max_length=100, blank=True, default="")
+    upstream_model = models.CharField(max_length=200, blank=True, default="")
+    upstream_id = models.CharField(max_length=200, blank=True, default="")
+    status = models.CharField(max_length=16, choices=GenerationStatus.choices, default=GenerationStatus.SUCCESS)
+    error_code = models.IntegerField(null=True, blank=True)
+    error_message = models.CharField(max_length=500, blank=True, default="")
+    tokens_prompt = models.PositiveIntegerField(default=0)
+    tokens_completion = models.PositiveIntegerField(default=0)
+    tokens_reasoning = models.PositiveIntegerField(default=0)
+    tokens_cached = models.PositiveIntegerField(default=0)
+    tokens_cache_write = models.PositiveIntegerField(default=0)
+    usage_estimated = models.BooleanField(default=False)
+    # Market price of the tokens, and what the organization's credits were charged.
+    total_cost = money_field(default=0)
+    usage = money_field(default=0)
+    is_byok = models.BooleanField(default=False)
+    upstream_inference_cost = money_field(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    generation_time_ms = models.PositiveIntegerField(null=True, blank=True)
+    streamed = models.BooleanField(default=False)
+    cancelled = models.BooleanField(default=False)
+    finish_reason = models.CharField(max_length=32, null=True, blank=True)
+    native_finish_reason = models.CharField(max_length=64, null=True, blank=True)
+    provider_responses = models.JSONField(default=list)
+    preset_id = models.UUIDField(null=True, blank=True)
+    session_id = models.CharField(max_length=256, null=True, blank=True)
+    end_user = models.CharField(max_length=128, null=True, blank=True)
+    http_referer = models.CharField(max_length=500, null=True, blank=True)
+    app_title = models.CharField(max_length=200, null=True, blank=True)
+    user_agent = models.CharField(max_length=500, null=True, blank=True)
+    api_type = models.CharField(max_length=32, default="completions")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["organization", "created_at"], name="gen_org_created"),
+            models.Index(fields=["workspace", "created_at"], name="gen_workspace_created"),
+            models.Index(fields=["api_key", "created_at"], name="gen_key_created"),
+        ]
+
+    def __str__(self):
+        return self.id

@@ -1,0 +1,66 @@
+"""A version stamp of the configuration the proxy caches (keys, workspaces, guardrails, budgets, catalog).
+
+Every change bumps it after commit; every server process compares it on each request and drops its
+caches when it moved, so a disabled key is refused on the very next request everywhere. With Redis it
+is a counter there (works across machines); without, a file under var/ replaced atomically (one
+machine, any number of processes) whose inode changes on every bump.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+
+REDIS_KEY = "ows:config-version"
+_sync_client = None
+_async_client = None
+
+
+def _path() -> Path:
+    return Path(settings.VAR_DIR) / "config-version"
+
+
+def bump() -> None:
+    global _sync_client
+    if settings.REDIS_URL:
+        if _sync_client is None:
+            import redis
+
+            _sync_client = redis.Redis.from_url(settings.REDIS_URL)
+        _sync_client.incr(REDIS_KEY)
+        return
+    path = _path()
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    tmp.write_text(secrets.token_hex(8))
+    os.replace(tmp, path)
+
+
+def _file_version():
+    try:
+        st = os.stat(_path())
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns)
+
+
+async def current():
+    global _async_client
+    if settings.REDIS_URL:
+        if _async_client is None:
+            import redis.asyncio
+
+            _async_client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+        return await _async_client.get(REDIS_KEY)
+    return _file_version()
+
+
+def current_sync():
+    if settings.REDIS_URL:
+        import redis
+
+        global _sync_client
+        if _sync_client is None:
+            _sync_client = redis.Redis.from_url(settings.REDIS_URL)
+        return _sync_client.get(REDIS_KEY)
+    return _file_version()

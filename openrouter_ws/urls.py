@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.http import JsonResponse
+from django.urls import include, path
+
+
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("api/v1/", include("routing.urls")),
+    path("api/v1/", include("billing.urls")),
+    path("api/v1/", include("workspaces.api.urls")),
+    path("", include("workspaces.urls")),
+]
+
+handler404 = "openrouter_ws.errors.not_found"
+handler500 = "openrouter_ws.errors.server_error"
