@@ -16,9 +16,9 @@ or ``http://HOST:9101/fault/<spec>/v1``):
 
 Token accounting (deterministic, no tokenizer):
 
-- Uncounted-cache prompt size = for every message, 4 + the number of whitespace-separated words of its text
-  (string content, or the ``text`` of its parts, nested ``content`` included); Anthropic's ``system`` counts
-  as one more message.
+- counted = for every message, 4 + the number of whitespace-separated words of its text (string content, or
+  the ``text`` of its parts, nested ``content`` included; a ``[[mock ...]]`` directive counts too);
+  Anthropic's ``system`` counts as one more message.
 - Completion = the number of words produced (``words``, default 12, cut to ``max_tokens`` /
   ``max_completion_tokens``), plus ``reasoning_tokens``.
 - OpenAI reports prompt tokens inclusive of cache reads and writes, as OpenAI and OpenRouter do:
@@ -36,7 +36,7 @@ directive ``[[mock <spec>]]`` anywhere in the text of the last user message. Bot
 of the directive override the same keys of the path. ``<spec>`` is ``key=value`` pairs separated by commas
 (blanks around them ignored); every value is a non-negative integer except ``finish``:
 
-- ``status=N``               answer HTTP N (200, or 400-599) in the format's error envelope
+- ``status=N``               answer HTTP N in the format's error envelope (400-599; 200 = no fault)
 - ``retry_after=S``          with ``status``: add ``Retry-After: S``
 - ``first_byte_delay_ms=N``  wait before sending the response headers
 - ``chunk_delay_ms=N``       streams: wait before each content chunk
