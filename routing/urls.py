@@ -1,3 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import api
+
+app_name = "routing"
+urlpatterns = [
+    path("models", api.list_models, name="models"),
+    path("models/<str:author>/<str:slug>/endpoints", api.model_endpoints, name="model-endpoints"),
+    path("providers", api.list_providers, name="providers"),
+]
