@@ -27,3 +27,95 @@ def grant_credits(organization: Organization, amount: Decimal, *, reason: str, b
     Organization.objects.select_for_update().get(pk=organization.pk)
     return CreditEntry.objects.create(organization=organization, kind=kind, amount=amount, reason=reason,
                                       created_by=by)
+
+
+# --- workspace budgets -----------------------------------------------------------------------------------
+
+# Broadest first: each limit must be strictly greater than every narrower one that is set.
+BUDGET_ORDER = ["lifetime", "monthly", "weekly", "daily"]
+
+
+def _usd(amount: Decimal) -> str:
+    text = f"{amount:,.2f}"
+    return f"${text[:-3]}" if text.endswith(".00") else f"${text}"
+
+
+def _check_budget_order(limits: dict) -> None:
+    from workspaces.services import ServiceError
+
+    ordered = [(interval, limits[interval]) for interval in BUDGET_ORDER if limits.get(interval) is not None]
+    for i, (broad, broad_limit) in enumerate(ordered):
+        for narrow, narrow_limit in ordered[i + 1:]:
+            if broad_limit <= narrow_limit:
+                raise ServiceError(
+                    "Budget limits must be strictly decreasing as scope narrows: the "
+                    f"{broad} limit ({_usd(broad_limit)}) must be greater than the {narrow} limit "
+                    f"({_usd(narrow_limit)}).", "limit_usd")
+
+
+@transaction.atomic
+def set_workspace_budget(workspace, interval: str, limit_usd: Decimal, *, include_byok_in_budgets=None,
+                         by_user=None, by_key=None):
+    """Create or change the workspace's budget for one interval. `include_byok_in_budgets` is workspace-wide;
+    None leaves it as it is. Returns (budget, created)."""
+    from django.utils import timezone
+
+    from workspaces.models import Workspace
+    from workspaces.services import ServiceError, _apply, _audit
+
+    from .models import BudgetInterval, WorkspaceBudget
+
+    if interval not in BudgetInterval.values:
+        raise ServiceError(f"Unknown interval '{interval}'; use one of {', '.join(BudgetInterval.values)}.",
+                           "interval")
+    if limit_usd is None or limit_usd <= 0:
+        raise ServiceError("The limit must be greater than 0.", "limit_usd")
+    workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
+    current = {b.interval: b for b in WorkspaceBudget.objects.filter(workspace=workspace)}
+    limits = {name: budget.limit_usd for name, budget in current.items()}
+    limits[interval] = limit_usd
+    _check_budget_order(limits)
+    now = timezone.now()
+    budget = current.get(interval)
+    changes = {}
+    created = budget is None
+    if created:
+        budget = WorkspaceBudget.objects.create(workspace=workspace, interval=interval, limit_usd=limit_usd,
+                                                created_at=now, updated_at=now)
+        changes["limit_usd"] = limit_usd
+    elif budget.limit_usd != limit_usd:
+        budget.limit_usd = limit_usd
+        budget.updated_at = now
+        budget.save(update_fields=["limit_usd", "updated_at"])
+        changes["limit_usd"] = limit_usd
+    if include_byok_in_budgets is not None:
+        byok_change = _apply(workspace, {"include_byok_in_budgets": include_byok_in_budgets})
+        if byok_change:
+            workspace.updated_at = now
+            workspace.save(update_fields=["include_byok_in_budgets", "updated_at"])
+            changes.update(byok_change)
+    if changes:
+        _audit(workspace.organization, "create" if created else "update", budget, by_user, by_key,
+               changes={"workspace_id": str(workspace.pk), "interval": interval, **changes})
+    return budget, created
+
+
+@transaction.atomic
+def delete_workspace_budget(workspace, interval: str, *, by_user=None, by_key=None) -> bool:
+    """Remove one interval's budget; True if there was one. Deleting twice is not an error."""
+    from workspaces.models import Workspace
+    from workspaces.services import ServiceError, _audit
+
+    from .models import BudgetInterval, WorkspaceBudget
+
+    if interval not in BudgetInterval.values:
+        raise ServiceError(f"Unknown interval '{interval}'; use one of {', '.join(BudgetInterval.values)}.",
+                           "interval")
+    workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
+    budget = WorkspaceBudget.objects.filter(workspace=workspace, interval=interval).first()
+    if budget is None:
+        return False
+    _audit(workspace.organization, "delete", budget, by_user, by_key,
+           changes={"workspace_id": str(workspace.pk), "interval": interval})
+    budget.delete()
+    return True

@@ -28,7 +28,20 @@ def _flatten(detail, prefix: str = "") -> list[str]:
     return [f"{prefix}: {detail}" if prefix else str(detail)]
 
 
+def _from_service_error(exc):
+    """A refusal by a service (workspaces.services.ServiceError): 400 naming the field, or its own status."""
+    if exc.status == status.HTTP_400_BAD_REQUEST:
+        return exceptions.ValidationError({exc.field: [exc.message]} if exc.field else [exc.message])
+    refusal = exceptions.APIException(exc.message)
+    refusal.status_code = exc.status
+    return refusal
+
+
 def exception_handler(exc, context):
+    from workspaces.services import ServiceError
+
+    if isinstance(exc, ServiceError):
+        exc = _from_service_error(exc)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) if str(exc) else "Not found.")
     if not isinstance(exc, exceptions.APIException):
