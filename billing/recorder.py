@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import IntegrityError, close_old_connections, transaction
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -29,12 +29,39 @@ def write_batch(batch: list[dict], touch_keys: list) -> None:
     close_old_connections()
     to_broadcast = [fields["id"] for fields in batch if fields.get("broadcast")]
     rows = [Generation(**{k: v for k, v in fields.items() if k != "broadcast"}) for fields in batch]
+    try:
+        with transaction.atomic():
+            Generation.objects.bulk_create(rows, ignore_conflicts=True)
+            if touch_keys:
+                ApiKey.objects.filter(pk__in=touch_keys).update(last_used_at=timezone.now())
+    except IntegrityError:
+        # A key, workspace or person was deleted while its request ran: write row by row.
+        for row in rows:
+            write_one(row)
+    if to_broadcast:
+        enqueue_broadcasts(to_broadcast)
+
+
+def write_one(row) -> None:
+    from workspaces.models import ApiKey, Organization, User, Workspace
+
+    try:
+        with transaction.atomic():
+            row.save(force_insert=True)
+        return
+    except IntegrityError:
+        pass
+    if row.pk and type(row).objects.filter(pk=row.pk).exists():
+        return  # already written
+    if not Organization.objects.filter(pk=row.organization_id).exists():
+        logger.warning("dropping generation %s: its organization no longer exists", row.pk)
+        return
+    for field, model in (("workspace_id", Workspace), ("api_key_id", ApiKey), ("user_id", User)):
+        value = getattr(row, field)
+        if value is not None and not model.objects.filter(pk=value).exists():
+            setattr(row, field, None)
     with transaction.atomic():
-        Generation.objects.bulk_create(rows, ignore_conflicts=True)
-        if touch_keys:
-            ApiKey.objects.filter(pk__in=touch_keys).update(last_used_at=timezone.now())
-        if to_broadcast:
-            transaction.on_commit(lambda: enqueue_broadcasts(to_broadcast))
+        row.save(force_insert=True)
 
 
 class GenerationRecorder:
