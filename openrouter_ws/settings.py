@@ -78,6 +78,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "workspaces.context_processors.navigation",
             ],
         },
     },
@@ -155,6 +156,7 @@ ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", "mandatory")
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[openrouter_ws] "
+ACCOUNT_ADAPTER = "workspaces.adapter.AccountAdapter"
 ANONYMOUS_USER_NAME = None  # django-guardian: no anonymous user row
 
 # E-mail: EMAIL_URL (smtp://user:pass@host:port?tls=1, console://, file:///path), else files under var/mail/.

@@ -28,20 +28,24 @@ def owner(db):
 
 def _add_member(org, email, role, workspaces=()):
     from workspaces.models import Membership, User, WorkspaceMembership
+    from workspaces.services import sync_workspace_permissions
 
     user = User.objects.create_user(email=email, password=f"pw-{role}-123")
     Membership.objects.create(organization=org, user=user, role=role)
     for workspace in (org.default_workspace, *workspaces):
         WorkspaceMembership.objects.get_or_create(workspace=workspace, user=user, defaults={"role": role})
+    sync_workspace_permissions(user, org)  # the dashboard's access checks read this index
     return user
 
 
 @pytest.fixture
 def workspace(org, owner):
     from workspaces.models import Role, Workspace, WorkspaceMembership
+    from workspaces.services import sync_organization_permissions
 
     ws = Workspace.objects.create(organization=org, name="Production", slug="production", created_by=owner)
     WorkspaceMembership.objects.create(workspace=ws, user=owner, role=Role.ADMIN)
+    sync_organization_permissions(org)
     return ws
 
 

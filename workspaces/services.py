@@ -27,6 +27,7 @@ def create_organization(name: str, owner: User, slug: str | None = None) -> Orga
                                          created_by=owner, description="The default workspace.")
     Membership.objects.create(organization=org, user=owner, role=Role.ADMIN)
     WorkspaceMembership.objects.create(workspace=workspace, user=owner, role=Role.ADMIN)
+    sync_workspace_permissions(owner, org)
     return org
 
 
@@ -320,4 +321,373 @@ def update_organization_settings(organization: Organization, *, by_user: User | 
         organization.save()
         _audit(organization, "update", organization, by_user, by_key, changes=changed,
                object_type="OrganizationSettings")
+    return organization
+
+
+@transaction.atomic
+def sync_workspace_permissions(user: User, organization: Organization) -> None:
+    """Rewrite the person's object permissions on the organization and its workspaces from their roles.
+
+    Call it after any change to `Membership` or `WorkspaceMembership` (and after creating a workspace, for
+    every admin): the django-guardian rows are only an index of those tables, read by `workspaces.access`."""
+    from guardian.models import UserObjectPermission
+    from guardian.shortcuts import assign_perm
+
+    from . import access
+
+    membership = Membership.objects.filter(organization=organization, user=user).first()
+    is_admin = membership is not None and membership.role == Role.ADMIN
+    want: dict[tuple[type, object], set[str]] = {}
+    if membership is not None:
+        want[(Organization, organization.pk)] = set(access.ORG_ADMIN_PERMS if is_admin else access.ORG_MEMBER_PERMS)
+    ws_roles = dict(WorkspaceMembership.objects.filter(workspace__organization=organization, user=user)
+                    .values_list("workspace_id", "role"))
+    workspace_ids = list(Workspace.objects.filter(organization=organization).values_list("pk", flat=True))
+    for ws_id in workspace_ids:
+        if membership is None:
+            continue
+        if is_admin or ws_roles.get(ws_id) == Role.ADMIN:
+            want[(Workspace, ws_id)] = set(access.WORKSPACE_ADMIN_PERMS)
+        elif ws_id in ws_roles:
+            want[(Workspace, ws_id)] = set(access.WORKSPACE_MEMBER_PERMS)
+
+    from django.contrib.contenttypes.models import ContentType
+
+    org_ct = ContentType.objects.get_for_model(Organization)
+    ws_ct = ContentType.objects.get_for_model(Workspace)
+    existing = (UserObjectPermission.objects.filter(user=user)
+                .filter(models_q(org_ct, [organization.pk]) | models_q(ws_ct, workspace_ids))
+                .select_related("permission", "content_type"))
+    have: dict[tuple[type, str], set[str]] = {}
+    for row in existing:
+        model = Organization if row.content_type_id == org_ct.id else Workspace
+        key = (model, row.object_pk)
+        codename = row.permission.codename
+        wanted = want.get((model, _pk_from_str(model, row.object_pk)), set())
+        if codename not in wanted:
+            row.delete()
+        else:
+            have.setdefault(key, set()).add(codename)
+    for (model, pk), perms in want.items():
+        missing = perms - have.get((model, str(pk)), set())
+        if missing:
+            obj = model.objects.get(pk=pk)
+            for codename in sorted(missing):
+                assign_perm(f"workspaces.{codename}", user, obj)
+
+
+def models_q(content_type, pks):
+    from django.db.models import Q
+
+    return Q(content_type=content_type, object_pk__in=[str(pk) for pk in pks])
+
+
+def _pk_from_str(model, value: str):
+    import uuid
+
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return value
+
+
+def sync_organization_permissions(organization: Organization) -> None:
+    """sync_workspace_permissions for every member, and for anyone who still holds a stale permission."""
+    from django.contrib.contenttypes.models import ContentType
+    from guardian.models import UserObjectPermission
+
+    user_ids = set(Membership.objects.filter(organization=organization).values_list("user_id", flat=True))
+    org_ct = ContentType.objects.get_for_model(Organization)
+    user_ids |= set(UserObjectPermission.objects.filter(content_type=org_ct, object_pk=str(organization.pk))
+                    .values_list("user_id", flat=True))
+    for user in User.objects.filter(pk__in=user_ids):
+        sync_workspace_permissions(user, organization)
+
+
+def sync_workspace_admins(workspace: Workspace) -> None:
+    """After a workspace is created: its members and every org admin get their permissions on it."""
+    user_ids = set(Membership.objects.filter(organization=workspace.organization_id, role=Role.ADMIN)
+                   .values_list("user_id", flat=True))
+    user_ids |= set(WorkspaceMembership.objects.filter(workspace=workspace).values_list("user_id", flat=True))
+    for user in User.objects.filter(pk__in=user_ids):
+        sync_workspace_permissions(user, workspace.organization)
+
+
+def drop_workspace_permissions(workspace: Workspace) -> None:
+    """Before a workspace is deleted: its permission rows point at nothing once it is gone."""
+    from django.contrib.contenttypes.models import ContentType
+    from guardian.models import UserObjectPermission
+
+    UserObjectPermission.objects.filter(content_type=ContentType.objects.get_for_model(Workspace),
+                                        object_pk=str(workspace.pk)).delete()
+
+
+# --- members and invitations (dashboard) -------------------------------------------------------------------
+
+INVITATION_DAYS = 7
+
+
+def _invitation_digest(token: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_invitation_token() -> tuple[str, str]:
+    import secrets
+
+    token = secrets.token_urlsafe(32)
+    return token, _invitation_digest(token)
+
+
+def invitation_url(token: str) -> str:
+    from django.conf import settings
+    from django.urls import reverse
+
+    return settings.SITE_URL + reverse("workspaces:invite-accept", args=[token])
+
+
+def _send_invitation(invitation_id, token: str) -> None:
+    from django.conf import settings
+    from django.core.mail import EmailMultiAlternatives
+    from django.template.loader import render_to_string
+
+    from .models import Invitation
+
+    invitation = Invitation.objects.select_related("organization", "invited_by").get(pk=invitation_id)
+    context = {"invitation": invitation, "organization": invitation.organization, "url": invitation_url(token),
+               "inviter": invitation.invited_by, "days": INVITATION_DAYS}
+    subject = " ".join(render_to_string("emails/invite-subject.txt", context).split())
+    message = EmailMultiAlternatives(subject, render_to_string("emails/invite-body.txt", context),
+                                     settings.DEFAULT_FROM_EMAIL, [invitation.email])
+    message.attach_alternative(render_to_string("emails/invite-body.html", context), "text/html")
+    message.send()
+
+
+def _queue_invitation_mail(invitation, token: str) -> None:
+    invitation_id = invitation.pk
+    transaction.on_commit(lambda: _send_invitation(invitation_id, token))
+
+
+def _require_rank(actor_membership: Membership | None, role: str) -> None:
+    from .models import ROLE_RANK
+
+    if role not in ROLE_RANK:
+        raise ServiceError(f"Unknown role '{role}'.", "role")
+    if actor_membership is None or ROLE_RANK[role] > ROLE_RANK[actor_membership.role]:
+        raise ServiceError("You cannot give a role above your own.", "role", status=403)
+
+
+@transaction.atomic
+def invite_member(organization: Organization, *, email: str, role: str, workspaces=(), by_user: User):
+    """Invite someone by e-mail with a role and the workspaces to join. Returns (invitation, token): the
+    token exists only in the e-mailed link; the database keeps its SHA-256."""
+    from datetime import timedelta
+
+    from .models import Invitation
+
+    organization = _lock_org(organization)
+    _require_rank(_member_of(organization, by_user.pk), role)
+    email = email.strip().lower()
+    if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
+        raise ServiceError(f"{email} is already a member of {organization.name}.", "email")
+    now = timezone.now()
+    pending = Invitation.objects.filter(organization=organization, email__iexact=email, accepted_at=None,
+                                        revoked_at=None, expires_at__gt=now)
+    if pending.exists():
+        raise ServiceError(f"{email} already has a pending invitation; resend it instead.", "email")
+    workspaces = list(workspaces)
+    if any(w.organization_id != organization.pk for w in workspaces):
+        raise ServiceError("No such workspace in this organization.", "workspaces")
+    token, digest = _new_invitation_token()
+    invitation = Invitation.objects.create(organization=organization, email=email, role=role, token_digest=digest,
+                                           invited_by=by_user, created_at=now, sent_at=now,
+                                           expires_at=now + timedelta(days=INVITATION_DAYS))
+    invitation.workspaces.set([w for w in workspaces if not w.is_default])
+    _audit(organization, "create", invitation, by_user, changes={
+        "email": email, "role": role, "workspace_ids": sorted(str(w.pk) for w in workspaces)})
+    _queue_invitation_mail(invitation, token)
+    return invitation, token
+
+
+@transaction.atomic
+def resend_invitation(invitation, *, by_user: User) -> str:
+    """A new token and a new expiry, mailed again; the old link stops working."""
+    from datetime import timedelta
+
+    from .models import Invitation
+
+    _lock_org(invitation.organization)
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.accepted_at is not None:
+        raise ServiceError("This invitation was already accepted.")
+    if invitation.revoked_at is not None:
+        raise ServiceError("This invitation was revoked; invite the person again.")
+    _require_rank(_member_of(invitation.organization, by_user.pk), invitation.role)
+    token, invitation.token_digest = _new_invitation_token()
+    invitation.sent_at = timezone.now()
+    invitation.expires_at = invitation.sent_at + timedelta(days=INVITATION_DAYS)
+    invitation.save(update_fields=["token_digest", "sent_at", "expires_at"])
+    _audit(invitation.organization, "update", invitation, by_user,
+           changes={"resent": True, "expires_at": invitation.expires_at})
+    _queue_invitation_mail(invitation, token)
+    return token
+
+
+@transaction.atomic
+def revoke_invitation(invitation, *, by_user: User) -> None:
+    from .models import Invitation
+
+    _lock_org(invitation.organization)
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.accepted_at is not None:
+        raise ServiceError("This invitation was already accepted; remove the member instead.")
+    if invitation.revoked_at is not None:
+        return
+    invitation.revoked_at = timezone.now()
+    invitation.save(update_fields=["revoked_at"])
+    _audit(invitation.organization, "update", invitation, by_user, changes={"revoked": True})
+
+
+def find_invitation(token: str):
+    """The invitation behind a link's token, whatever its state; None for an unknown token."""
+    from .models import Invitation
+
+    if not token or len(token) > 200:
+        return None
+    return (Invitation.objects.select_related("organization", "invited_by")
+            .filter(token_digest=_invitation_digest(token)).first())
+
+
+def invitation_problem(invitation) -> str | None:
+    """Why an invitation cannot be accepted any more, or None."""
+    if invitation.revoked_at is not None:
+        return "This invitation was revoked."
+    if invitation.accepted_at is not None:
+        return "This invitation was already accepted."
+    if invitation.expires_at <= timezone.now():
+        return "This invitation has expired. Ask an admin of the organization to send a new one."
+    return None
+
+
+def user_has_email(user: User, email: str) -> bool:
+    from allauth.account.models import EmailAddress
+
+    email = email.strip().lower()
+    if user.email.lower() == email:
+        return True
+    return EmailAddress.objects.filter(user=user, email__iexact=email, verified=True).exists()
+
+
+@transaction.atomic
+def accept_invitation(invitation, *, user: User) -> Membership:
+    """Join the organization (and the invitation's workspaces, plus Default) as the invited person."""
+    from .models import Invitation
+
+    organization = _lock_org(invitation.organization)
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    problem = invitation_problem(invitation)
+    if problem:
+        raise ServiceError(problem, status=410)
+    if not user_has_email(user, invitation.email):
+        raise ServiceError(f"This invitation is for {invitation.email}, but you are logged in as {user.email}. "
+                           "Log out and log in (or sign up) with the invited address.", status=403)
+    membership = _member_of(organization, user.pk)
+    if membership is None:
+        membership = Membership.objects.create(organization=organization, user=user, role=invitation.role)
+        _audit(organization, "create", membership, user, changes={
+            "user_id": str(user.pk), "role": invitation.role, "invitation_id": str(invitation.pk)})
+    workspaces = [w for w in [organization.default_workspace, *invitation.workspaces.all()] if w is not None]
+    for workspace in workspaces:
+        WorkspaceMembership.objects.get_or_create(workspace=workspace, user=user,
+                                                  defaults={"role": membership.role})
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    sync_workspace_permissions(user, organization)
+    return membership
+
+
+def _admin_count(organization: Organization) -> int:
+    return Membership.objects.filter(organization=organization, role=Role.ADMIN).count()
+
+
+@transaction.atomic
+def set_role(organization: Organization, user: User, role: str, *, by_user: User) -> Membership:
+    """Change someone's organization role; their workspace roles follow. The owner's role never changes."""
+    organization = _lock_org(organization)
+    membership = _member_of(organization, user.pk)
+    if membership is None:
+        raise ServiceError("Not a member of this organization.", "user_id", status=404)
+    _require_rank(_member_of(organization, by_user.pk), role)
+    if organization.owner_id == user.pk:
+        raise ServiceError("The owner of the organization is always an admin.", "role", status=403)
+    old = membership.role
+    if old == role:
+        return membership
+    if old == Role.ADMIN and _admin_count(organization) <= 1:
+        raise ServiceError("The organization needs at least one admin.", "role")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    WorkspaceMembership.objects.filter(workspace__organization=organization, user=user).update(role=role)
+    sync_workspace_permissions(user, organization)
+    _audit(organization, "update", membership, by_user, changes={"role": [old, role]})
+    return membership
+
+
+@transaction.atomic
+def remove_member(organization: Organization, user: User, *, by_user: User) -> int:
+    """Remove someone from the organization and all its workspaces. The keys they created there are
+    disabled (not deleted: their history stays), so nobody outside keeps spending the organization's
+    credits. Returns how many keys were disabled."""
+    from .models import GuardrailMemberAssignment
+
+    organization = _lock_org(organization)
+    membership = _member_of(organization, user.pk)
+    if membership is None:
+        raise ServiceError("Not a member of this organization.", "user_id", status=404)
+    if organization.owner_id == user.pk:
+        raise ServiceError("The owner of the organization cannot be removed.", status=403)
+    if membership.role == Role.ADMIN and _admin_count(organization) <= 1:
+        raise ServiceError("The organization needs at least one admin.")
+    disabled = 0
+    now = timezone.now()
+    for api_key in ApiKey.objects.select_for_update().filter(organization=organization, created_by=user,
+                                                            disabled=False):
+        api_key.disabled = True
+        api_key.updated_at = now
+        api_key.save(update_fields=["disabled", "updated_at"])  # save(): the proxy's key cache hears of it
+        disabled += 1
+    WorkspaceMembership.objects.filter(workspace__organization=organization, user=user).delete()
+    GuardrailMemberAssignment.objects.filter(organization=organization, user=user).delete()
+    _audit(organization, "delete", membership, by_user, changes={
+        "user_id": str(user.pk), "email": user.email, "role": membership.role, "keys_disabled": disabled})
+    membership.delete()
+    sync_workspace_permissions(user, organization)
+    return disabled
+
+
+@transaction.atomic
+def add_workspace_member(workspace: Workspace, user: User, *, by_user: User) -> WorkspaceMembership:
+    add_workspace_members(workspace, [user.pk], by_user=by_user)
+    sync_workspace_permissions(user, workspace.organization)
+    return WorkspaceMembership.objects.get(workspace=workspace, user=user)
+
+
+@transaction.atomic
+def remove_workspace_member(workspace: Workspace, user: User, *, by_user: User) -> None:
+    if remove_workspace_members(workspace, [user.pk], by_user=by_user) == 0:
+        raise ServiceError("Not a member of this workspace.", "user_id", status=404)
+    sync_workspace_permissions(user, workspace.organization)
+
+
+@transaction.atomic
+def create_organization_for(user: User, name: str) -> Organization:
+    """A person creates their own organization from the dashboard (a verified e-mail is required)."""
+    from allauth.account.models import EmailAddress
+
+    if not EmailAddress.objects.filter(user=user, verified=True).exists():
+        raise ServiceError("Verify your e-mail address before creating an organization.")
+    organization = create_organization(name, owner=user)
+    _audit(organization, "create", organization, user, changes={"name": name, "slug": organization.slug})
     return organization
