@@ -9,7 +9,7 @@ from django.db.models import Sum
 from billing.models import CreditEntry, CreditKind
 from billing.services import grant_credits
 from workspaces.models import KeyKind, Membership, Organization, Role, User, WorkspaceMembership
-from workspaces.services import create_api_key, create_organization
+from workspaces.services import create_api_key, create_organization, sync_workspace_permissions
 
 BOOTSTRAP_REASON = "bootstrap --credits"
 
@@ -64,6 +64,7 @@ class Command(BaseCommand):
                 organization.save(update_fields=["owner"])
             default = organization.default_workspace
             WorkspaceMembership.objects.update_or_create(workspace=default, user=user, defaults={"role": Role.ADMIN})
+            sync_workspace_permissions(user, organization)  # the dashboard reads this index
             if amount is not None:
                 granted = (CreditEntry.objects.filter(organization=organization, reason=BOOTSTRAP_REASON)
                            .exclude(kind=CreditKind.USAGE).aggregate(total=Sum("amount"))["total"] or Decimal(0))
