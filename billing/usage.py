@@ -29,18 +29,19 @@ def window_starts(now: datetime | None = None) -> dict[str, datetime]:
 
 
 def _sums(now: datetime | None) -> dict:
+    # Aliased: an annotation may not reuse the name of a model field (`usage`).
     starts = window_starts(now)
     byok = Q(is_byok=True)
-    sums = {"usage": Sum("usage"), "byok_usage": Sum("total_cost", filter=byok)}
+    sums = {"sum_usage": Sum("usage"), "sum_byok_usage": Sum("total_cost", filter=byok)}
     for window, start in starts.items():
         since = Q(created_at__gte=start)
-        sums[f"usage_{window}"] = Sum("usage", filter=since)
-        sums[f"byok_usage_{window}"] = Sum("total_cost", filter=since & byok)
+        sums[f"sum_usage_{window}"] = Sum("usage", filter=since)
+        sums[f"sum_byok_usage_{window}"] = Sum("total_cost", filter=since & byok)
     return sums
 
 
 def _clean(row: dict) -> dict:
-    return {name: row.get(name) or ZERO for name in USAGE_FIELDS}
+    return {name: row.get(f"sum_{name}") or ZERO for name in USAGE_FIELDS}
 
 
 def key_usage(api_key, now: datetime | None = None) -> dict:
