@@ -691,3 +691,21 @@ def create_organization_for(user: User, name: str) -> Organization:
     organization = create_organization(name, owner=user)
     _audit(organization, "create", organization, user, changes={"name": name, "slug": organization.slug})
     return organization
+
+
+@transaction.atomic
+def issue_management_key(*, organization: Organization, name: str, creator: User, expires_at=None,
+                         by_user: User | None = None) -> tuple[ApiKey, str]:
+    """A management key for the organization, audited. Returns (key, plaintext-once). Only admins hold them:
+    a management key acts on every workspace."""
+    _lock_org(organization)
+    membership = _member_of(organization, creator.pk)
+    if membership is None or membership.role != Role.ADMIN:
+        raise ServiceError("Only organization admins can create management keys.", status=403)
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ServiceError("The expiry must be in the future.", "expires_at")
+    api_key, plaintext = create_api_key(organization=organization, name=name, kind=KeyKind.MANAGEMENT,
+                                        created_by=creator, expires_at=expires_at)
+    _audit(organization, "create", api_key, by_user, changes={
+        "name": name, "kind": KeyKind.MANAGEMENT, "expires_at": expires_at, "creator_user_id": str(creator.pk)})
+    return api_key, plaintext
