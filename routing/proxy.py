@@ -16,8 +16,10 @@ import orjson
 from django.utils import timezone
 
 from billing.pricing import Usage, cost
+from django.conf import settings
 from workspaces import keys as key_format
 
+from . import policy as workspace_policy
 from . import router
 from .providers import anthropic, openai
 from .providers.base import StreamError, UpstreamError, error_type_for, http_error
@@ -54,6 +56,13 @@ async def send_json(send, status: int, body: bytes, headers=()) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *headers]})
     await send({"type": "http.response.body", "body": body})
+
+
+def charge_for(market_cost: Decimal, is_byok: bool) -> Decimal:
+    """What the organization's credits pay: the market price, or the BYOK fee on it."""
+    if not is_byok:
+        return market_cost
+    return market_cost * settings.GATEWAY["BYOK_FEE_PERCENT"] / 100
 
 
 def new_generation_id() -> str:
@@ -193,6 +202,9 @@ class Completion:
         self.body: dict = {}
         self.attempts_log: list[dict] = []
         self.endpoint: router.EndpointInfo | None = None
+        self.attempt: router.Attempt | None = None
+        self.preset_id = None
+        self.models: list[str] = []
         self.usage: dict | None = None
         self.finish_reason = None
         self.native_finish_reason = None
@@ -201,6 +213,7 @@ class Completion:
         self.first_token_at: float | None = None
         self.disconnected = False
         self.response_started = False
+        self.market_cost = Decimal(0)
 
     # -- entry point
     async def run(self):
@@ -249,7 +262,30 @@ class Completion:
                               {"error_type": "permission_denied"})
         return ctx
 
+    def apply_workspace_policy(self) -> None:
+        """Preset merge, disabled server tools and content filters: before routing, nothing forwarded yet."""
+        slug, model = workspace_policy.preset_reference(self.body)
+        self.preset_id = None
+        if slug is not None:
+            preset = self.ctx.presets.get(slug)
+            if preset is None:
+                raise ClientError(404, f"Preset {slug!r} not found in this workspace.", {"error_type": "not_found"})
+            self.body = workspace_policy.apply_preset(self.body, preset, model)
+            self.preset_id = preset.id
+        disabled = set(self.ctx.disabled_server_tools)
+        if disabled:
+            for tool in self.body.get("tools") or []:
+                if isinstance(tool, dict) and tool.get("type") in disabled:
+                    raise ClientError(403, f"The server tool {tool['type']!r} is disabled in this workspace.",
+                                      {"error_type": "permission_denied"})
+        if self.ctx.filters:
+            blocked, _redacted = workspace_policy.run_filters(self.body, self.ctx.filters)
+            if blocked:
+                raise ClientError(403, "Request blocked by a guardrail content filter.",
+                                  {"error_type": "permission_denied", "patterns": blocked})
+
     async def plan(self) -> router.Plan:
+        self.apply_workspace_policy()
         body = self.body
         models = []
         if body.get("model"):
@@ -271,7 +307,9 @@ class Completion:
                            self.config["MAX_ATTEMPTS"])
         self.models = models
         if plan.attempts:
-            return plan
+            plan.attempts = router.with_credentials(plan.attempts, self.ctx.byok, self.config["MAX_ATTEMPTS"])
+            if plan.attempts:
+                return plan
         raise self.availability_error(models, plan)
 
     def availability_error(self, models, plan: router.Plan) -> ClientError:
@@ -281,6 +319,9 @@ class Completion:
         elif plan.blocked_models and not plan.excluded_by:
             code, status = "constraint_filtered", 403
             message = f"Model {plan.blocked_models[0]!r} is not allowed for this key."
+        elif "policy:allowed_providers" in plan.excluded_by and not plan.excluded_by - {"policy:allowed_providers"}:
+            code, status = "constraint_filtered", 403
+            message = "No provider of this model is allowed for this key by your organization's guardrails."
         elif {"data_policy:zdr", "data_policy:training"} & plan.excluded_by:
             code, status = "privacy_restricted", 404
             message = "No endpoint of this model meets your data policy (ZDR / data collection)."
@@ -290,23 +331,26 @@ class Completion:
         else:
             code, status = "no_endpoints", 404
             message = f"No endpoints found for {models[0]!r}."
-        availability = {"code": code, "retryable": False, "requested_models": models,
-                        "excluded_by": sorted(plan.excluded_by)}
-        return ClientError(status, message, {"error_type": "not_found" if status == 404 else "invalid_request"},
+        excluded = sorted({reason.removeprefix("policy:") for reason in plan.excluded_by})
+        availability = {"code": code, "retryable": False, "requested_models": models, "excluded_by": excluded}
+        error_type = {404: "not_found", 403: "permission_denied"}.get(status, "invalid_request")
+        return ClientError(status, message, {"error_type": error_type},
                            extra={"availability": availability})
 
     # -- upstream
-    def build(self, ep: router.EndpointInfo, stream: bool):
+    def build(self, attempt: router.Attempt, stream: bool):
+        ep = attempt.endpoint
         payload = upstream_payload(self.body, ep, self.prefs.require_parameters)
-        credential = self.state.credential(ep.api_key_env)
+        credential = attempt.credential if attempt.is_byok else self.state.credential(ep.api_key_env)
         if ep.api_format == "anthropic":
             return anthropic.build_request(ep.base_url, ep.upstream_model, payload, credential, stream,
                                            ep.max_completion_tokens)
         return openai.build_request(ep.base_url, ep.upstream_model, payload, credential, stream)
 
-    async def open(self, ep: router.EndpointInfo, stream: bool) -> aiohttp.ClientResponse:
+    async def open(self, attempt: router.Attempt, stream: bool) -> aiohttp.ClientResponse:
         """Send the request; return the response once its headers say success, else raise UpstreamError."""
-        url, headers, data = self.build(ep, stream)
+        ep = attempt.endpoint
+        url, headers, data = self.build(attempt, stream)
         read_timeout = self.config["UPSTREAM_READ_TIMEOUT"]
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.config["UPSTREAM_CONNECT_TIMEOUT"],
                                         sock_read=read_timeout)
@@ -331,10 +375,11 @@ class Completion:
             raise error
         return response
 
-    def log_attempt(self, ep: router.EndpointInfo, status: int, started: float) -> None:
+    def log_attempt(self, attempt: router.Attempt, status: int, started: float) -> None:
+        ep = attempt.endpoint
         self.attempts_log.append({
             "provider_name": ep.provider_name, "status": status, "latency": int((time.monotonic() - started) * 1000),
-            "is_byok": False, "endpoint_id": str(ep.id), "model_permaslug": ep.model_slug,
+            "is_byok": attempt.is_byok, "endpoint_id": str(ep.id), "model_permaslug": ep.model_slug,
             "id": self.generation_id,
         })
 
@@ -364,10 +409,11 @@ class Completion:
         """Try each attempt until one answers; return (endpoint, response, first item)."""
         errors: list[UpstreamError] = []
         self._errors_by_provider = []
-        for ep in plan.attempts:
+        for attempt in plan.attempts:
+            ep = attempt.endpoint
             started = time.monotonic()
             try:
-                response = await self.open(ep, stream)
+                response = await self.open(attempt, stream)
                 if stream:
                     iterator = self.adapter(ep).stream_chunks(response).__aiter__()
                     try:
@@ -383,9 +429,9 @@ class Completion:
                         response.close()
                         raise UpstreamError(exc.status, exc.message, retryable=True,
                                             error_type=exc.error_type) from None
-                    self.log_attempt(ep, 200, started)
+                    self.log_attempt(attempt, 200, started)
                     self.state.mark_success(ep.provider_slug)
-                    return ep, response, (iterator, first)
+                    return attempt, response, (iterator, first)
                 try:
                     raw = await response.read()
                 finally:
@@ -394,11 +440,11 @@ class Completion:
                     result = self.adapter(ep).parse_response(orjson.loads(raw))
                 except (orjson.JSONDecodeError, StreamError, AttributeError, TypeError):
                     raise UpstreamError(502, f"{ep.provider_name} sent an invalid answer.") from None
-                self.log_attempt(ep, 200, started)
+                self.log_attempt(attempt, 200, started)
                 self.state.mark_success(ep.provider_slug)
-                return ep, None, result
+                return attempt, None, result
             except UpstreamError as exc:
-                self.log_attempt(ep, exc.status, started)
+                self.log_attempt(attempt, exc.status, started)
                 errors.append(exc)
                 self._errors_by_provider.append((ep.provider_name, exc))
                 if exc.retryable:
@@ -406,7 +452,7 @@ class Completion:
                     continue
                 break
             except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
-                self.log_attempt(ep, 502, started)
+                self.log_attempt(attempt, 502, started)
                 err = UpstreamError(502, f"{ep.provider_name} failed: {type(exc).__name__}.")
                 errors.append(err)
                 self._errors_by_provider.append((ep.provider_name, err))
@@ -420,11 +466,12 @@ class Completion:
     # -- non-streaming
     async def complete(self, plan: router.Plan):
         try:
-            ep, _response, result = await self.attempt_loop(plan, stream=False)
+            attempt, _response, result = await self.attempt_loop(plan, stream=False)
         except ClientError as exc:
             self.settle(status="error", error=exc)
             raise
-        self.endpoint = ep
+        self.attempt = attempt
+        ep = self.endpoint = attempt.endpoint
         self.usage = result.usage
         self.finish_reason = result.finish_reason
         self.native_finish_reason = result.native_finish_reason
@@ -488,7 +535,7 @@ class Completion:
             await self.send_sse(KEEPALIVE)
             wait = self.config["KEEPALIVE_INTERVAL"]
         try:
-            ep, response, (iterator, first) = task.result()
+            attempt, response, (iterator, first) = task.result()
         except ClientError as exc:
             self.settle(status="error", error=exc)
             if not self.response_started:
@@ -496,7 +543,8 @@ class Completion:
             await self.send_error_chunk(exc.status, exc.message, exc.metadata or {}, None)
             await self.finish_sse()
             return
-        self.endpoint = ep
+        self.attempt = attempt
+        ep = self.endpoint = attempt.endpoint
         await self.start_sse()
         watcher = asyncio.ensure_future(self.watch_disconnect(response.close))
         error: StreamError | None = None
@@ -606,18 +654,22 @@ class Completion:
         prompt_cost = completion_cost = Decimal(0)
         if ep is not None:
             completion_cost = usage.completion_tokens * ep.price_completion
-            prompt_cost = charged - completion_cost - ep.price_request
+            prompt_cost = self.market_cost - completion_cost - ep.price_request
         return {
             "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
             "total_tokens": usage.total_tokens,
             "prompt_tokens_details": {"cached_tokens": usage.cached_tokens,
                                       "cache_write_tokens": usage.cache_write_tokens},
             "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-            "cost": float(charged), "is_byok": False,
-            "cost_details": {"upstream_inference_cost": None,
+            "cost": float(charged), "is_byok": self.is_byok,
+            "cost_details": {"upstream_inference_cost": float(self.market_cost) if self.is_byok else None,
                              "upstream_inference_prompt_cost": float(prompt_cost),
                              "upstream_inference_completions_cost": float(completion_cost)},
         }
+
+    @property
+    def is_byok(self) -> bool:
+        return bool(self.attempt and self.attempt.is_byok)
 
     def settle(self, *, status: str, error: ClientError | None = None) -> Decimal:
         """Hand the one generation record of this request to the recorder; return what it cost."""
@@ -634,6 +686,8 @@ class Completion:
         if ep is not None:
             total = cost(usage, prompt=ep.price_prompt, completion=ep.price_completion, request=ep.price_request,
                          cache_read=ep.price_input_cache_read, cache_write=ep.price_input_cache_write)
+        self.market_cost = total
+        charged = charge_for(total, self.is_byok)
         now = time.monotonic()
         body = self.body
         self.state.recorder.record({
@@ -658,7 +712,10 @@ class Completion:
             "tokens_cache_write": usage.cache_write_tokens,
             "usage_estimated": estimated,
             "total_cost": total,
-            "usage": total,
+            "usage": charged,
+            "is_byok": self.is_byok,
+            "upstream_inference_cost": total if self.is_byok else None,
+            "preset_id": self.preset_id,
             "latency_ms": int(((self.first_token_at or now) - self.started) * 1000),
             "generation_time_ms": int((now - (self.first_token_at or now)) * 1000),
             "streamed": bool(body.get("stream")),
@@ -673,7 +730,7 @@ class Completion:
             "user_agent": (header(self.scope, b"user-agent") or "")[:500] or None,
             "broadcast": self.ctx.broadcast,
         })
-        return total
+        return charged
 
 
 async def handle(state, scope, receive, send) -> None:

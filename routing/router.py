@@ -69,6 +69,8 @@ class Policy:
     allowed_providers: set[str] | None = None
     ignored_providers: set[str] = field(default_factory=set)
     zdr: bool = False
+    # ZDR required only for these provider groups (anthropic, openai, google, xai, other).
+    zdr_groups: frozenset = frozenset()
     deny_data_collection: bool = False
     default_sort: str | None = None
 
@@ -80,6 +82,43 @@ class Plan:
     excluded_by: set[str] = field(default_factory=set)
     unknown_models: list[str] = field(default_factory=list)
     blocked_models: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try: an endpoint with the credential to use (a BYOK key, or the platform's)."""
+
+    endpoint: EndpointInfo
+    byok_id: str | None = None
+    credential: str | None = None
+
+    @property
+    def is_byok(self) -> bool:
+        return self.byok_id is not None
+
+
+@dataclass(frozen=True)
+class ByokCredential:
+    id: str
+    provider_slug: str
+    credential: str
+    sort_order: int = 0
+    is_fallback: bool = False
+    is_required: bool = False
+    is_byok_only: bool = False
+    allowed_models: frozenset | None = None
+    declared_zdr: bool = False
+
+
+PROVIDER_GROUPS = ("anthropic", "openai", "google", "xai")
+
+
+def provider_group(slug: str) -> str:
+    base = slug.split("/", 1)[0]
+    for group in PROVIDER_GROUPS:
+        if base == group or base.startswith(group + "-"):
+            return group
+    return "other"
 
 
 class PrefsError(ValueError):
@@ -160,12 +199,12 @@ def filter_endpoints(endpoints: list[EndpointInfo], prefs: ProviderPrefs, policy
             excluded.add("allowed_providers")
             continue
         if policy.allowed_providers is not None and not _provider_matches(slug, policy.allowed_providers):
-            excluded.add("allowed_providers")
+            excluded.add("policy:allowed_providers")
             continue
         if policy.ignored_providers and _provider_matches(slug, policy.ignored_providers):
-            excluded.add("allowed_providers")
+            excluded.add("policy:allowed_providers")
             continue
-        if (prefs.zdr or policy.zdr) and not ep.zdr:
+        if (prefs.zdr or policy.zdr or provider_group(slug) in policy.zdr_groups) and not ep.zdr:
             excluded.add("data_policy:zdr")
             continue
         if (prefs.data_collection == "deny" or policy.deny_data_collection) and ep.data_collection != "deny":
@@ -273,3 +312,24 @@ def plan(models: list[str], catalog: dict[str, list[EndpointInfo]], prefs: Provi
         attempts = attempts[:max(1, len(prefs.order or []))] if attempts else []
     result.attempts = attempts[:max_attempts]
     return result
+
+
+def with_credentials(attempts: list[EndpointInfo], byok: list[ByokCredential],
+                     max_attempts: int) -> list[Attempt]:
+    """BYOK keys first (prioritized keys before shared capacity, whatever the order), then the shared
+    endpoints, then fallback BYOK keys. `is_required` drops shared capacity for the models a key covers;
+    `is_byok_only` drops shared capacity on its provider for every model."""
+    def covers(key: ByokCredential, ep: EndpointInfo) -> bool:
+        return key.provider_slug == ep.provider_slug and (key.allowed_models is None
+                                                         or ep.model_slug in key.allowed_models)
+
+    prioritized, shared, fallback = [], [], []
+    for ep in attempts:
+        keys = sorted((k for k in byok if covers(k, ep)), key=lambda k: k.sort_order)
+        prioritized += [Attempt(ep, k.id, k.credential) for k in keys if not k.is_fallback]
+        fallback += [Attempt(ep, k.id, k.credential) for k in keys if k.is_fallback]
+        shared_blocked = any(k.is_required for k in keys) or any(
+            k.is_byok_only and k.provider_slug == ep.provider_slug for k in byok)
+        if not shared_blocked:
+            shared.append(Attempt(ep))
+    return (prioritized + shared + fallback)[:max_attempts]

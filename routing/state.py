@@ -20,6 +20,7 @@ from django.db import close_old_connections
 from billing.recorder import GenerationRecorder
 from openrouter_ws import configversion
 
+from . import policy as workspace_policy
 from .router import EndpointInfo, Policy
 
 HEALTH_WINDOW_SECONDS = 30.0
@@ -47,6 +48,9 @@ class KeyContext:
     disabled_server_tools: list = field(default_factory=list)
     broadcast: bool = False
     policy: Policy = field(default_factory=Policy)
+    filters: list = field(default_factory=list)
+    byok: list = field(default_factory=list)
+    presets: dict = field(default_factory=dict)
 
 
 def load_key_context(lookup_id: str) -> KeyContext | None:
@@ -57,23 +61,16 @@ def load_key_context(lookup_id: str) -> KeyContext | None:
            .filter(lookup_id=lookup_id).first())
     if key is None:
         return None
-    org, ws = key.organization, key.workspace
-    policy = Policy(
-        allowed_models=set(org.allowed_models) if org.allowed_models is not None else None,
-        ignored_models=set(org.ignored_models or []),
-        allowed_providers=set(org.allowed_providers) if org.allowed_providers is not None else None,
-        ignored_providers=set(org.ignored_providers or []),
-        zdr=org.enforce_zdr,
-        deny_data_collection=org.deny_data_collection,
-        default_sort=ws.default_provider_sort if ws else None,
-    )
+    ws = key.workspace
+    resolved = workspace_policy.load(key)
     broadcast = bool(ws and ws.is_observability_broadcast_enabled and ws.destinations.filter(enabled=True).exists())
     return KeyContext(
         key_id=key.id, key_hash=key.hash, lookup_id=key.lookup_id, digest=key.digest, pepper_id=key.pepper_id,
         kind=key.kind, name=key.name, disabled=key.disabled, expires_at=key.expires_at,
         organization_id=key.organization_id, workspace_id=key.workspace_id, creator_id=key.created_by_id,
         default_model=ws.default_text_model if ws else None, default_sort=ws.default_provider_sort if ws else None,
-        disabled_server_tools=list(ws.disabled_server_tools or []) if ws else [], broadcast=broadcast, policy=policy,
+        disabled_server_tools=list(ws.disabled_server_tools or []) if ws else [], broadcast=broadcast,
+        policy=resolved.routing, filters=resolved.filters, byok=resolved.byok, presets=resolved.presets,
     )
 
 
