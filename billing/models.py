@@ -106,10 +106,14 @@ class Generation(models.Model):
     app_title = models.CharField(max_length=200, null=True, blank=True)
     user_agent = models.CharField(max_length=500, null=True, blank=True)
     api_type = models.CharField(max_length=32, default="completions")
+    # The request's `trace` object (trace_id, span names, custom metadata) for observability destinations.
+    trace = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [
+            # The rollup finds what arrived since its watermark across all organizations.
+            models.Index(fields=["created_at"], name="gen_created"),
             models.Index(fields=["organization", "created_at"], name="gen_org_created"),
             models.Index(fields=["workspace", "created_at"], name="gen_workspace_created"),
             models.Index(fields=["api_key", "created_at"], name="gen_key_created"),
@@ -117,3 +121,55 @@ class Generation(models.Model):
 
     def __str__(self):
         return self.id
+
+
+class ActivityRollup(models.Model):
+    """The sums of one (UTC day, organization, workspace, key, member, model, provider)'s generations.
+
+    Written only by `billing.rollups`, which rebuilds whole (day, organization) buckets; never edited in place.
+    Deleting a workspace, key or person nulls it here exactly as on the generation rows.
+    """
+
+    day = models.DateField()
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="activity_rollups",
+                                     db_index=False)  # the (organization, day) index serves it
+    workspace = models.ForeignKey(Workspace, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="activity_rollups")
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="activity_rollups")
+    # The key's creator, as on Generation.user.
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="activity_rollups")
+    model = models.CharField(max_length=200)
+    provider_slug = models.CharField(max_length=100, blank=True, default="")
+    provider_name = models.CharField(max_length=200, blank=True, default="")
+    requests = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    reasoning_tokens = models.PositiveBigIntegerField(default=0)
+    cached_tokens = models.PositiveBigIntegerField(default=0)
+    usage = money_field(default=0)
+    byok_usage = money_field(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "day"], name="rollup_org_day")]
+
+    def __str__(self):
+        return f"{self.day} {self.model} x{self.requests}"
+
+
+class RollupWatermark(models.Model):
+    """How far generations are rolled up: every row at or before (created_at, generation_id) is counted in
+    ActivityRollup, every later row is the tail that readers take from Generation. `version` changes with
+    every rollup commit, so a reader can tell that its two reads saw the same state."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    created_at = models.DateTimeField(null=True, blank=True)
+    # Empty when the mark is a day boundary rather than a row: it then sorts before every row at that instant.
+    generation_id = models.CharField(max_length=64, blank=True, default="")
+    version = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.name} at {self.created_at} {self.generation_id}"
