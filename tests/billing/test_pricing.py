@@ -1,6 +1,8 @@
 from decimal import Decimal
 
-from billing.pricing import Usage, cost
+import pytest
+
+from billing.pricing import Usage, charge_for, cost
 
 P, C = Decimal("0.000003"), Decimal("0.000015")
 
@@ -34,3 +36,28 @@ def test_reasoning_is_billed_as_completion_and_the_request_price_is_added():
 
 def test_money_stays_decimal():
     assert isinstance(cost(Usage(prompt_tokens=1), prompt=P, completion=C), Decimal)
+
+
+def test_it_quantizes_to_a_ten_billionth_of_a_dollar_rounding_half_up():
+    # 3 tokens at 0.00000000005 = 1.5e-10: half a unit rounds up; 1 token (0.5e-10) rounds up to one unit too.
+    tiny = Decimal("0.00000000005")
+    assert cost(Usage(prompt_tokens=3), prompt=tiny, completion=C) == Decimal("2E-10")
+    assert cost(Usage(prompt_tokens=1), prompt=tiny, completion=C) == Decimal("1E-10")
+    assert cost(Usage(prompt_tokens=1), prompt=Decimal("0.00000000004"), completion=C) == Decimal(0)
+    assert cost(Usage(prompt_tokens=7), prompt=Decimal("0.000000000123"), completion=C).as_tuple().exponent == -10
+
+
+def test_it_charges_the_market_price_without_byok():
+    assert charge_for(Decimal("0.004"), False, Decimal(5)) == Decimal("0.004")
+
+
+@pytest.mark.parametrize("percent,expected", [("0", "0"), ("5", "0.0002"), ("100", "0.004"), ("2.5", "0.0001")])
+def test_it_charges_the_byok_fee_percent_of_the_market_price(percent, expected):
+    assert charge_for(Decimal("0.004"), True, Decimal(percent)) == Decimal(expected)
+
+
+def test_it_reads_the_byok_fee_from_the_settings(settings):
+    settings.GATEWAY = {**settings.GATEWAY, "BYOK_FEE_PERCENT": Decimal("5")}
+    assert charge_for(Decimal("1"), True) == Decimal("0.05")
+    settings.GATEWAY = {**settings.GATEWAY, "BYOK_FEE_PERCENT": Decimal("0")}
+    assert charge_for(Decimal("1"), True) == Decimal(0)
