@@ -31,3 +31,24 @@ urlpatterns = [
     path("o/<slug:org_slug>/w/<str:ws_slug>/settings", views.workspace_settings, name="workspace-settings"),
     path("o/<slug:org_slug>/w/<str:ws_slug>/delete", views.workspace_delete, name="workspace-delete"),
 ]
+
+from . import views_activity, views_keys  # noqa: E402
+
+urlpatterns += [
+    path("o/<slug:org_slug>/activity", views_activity.org_activity, name="org-activity"),
+    path("o/<slug:org_slug>/management-keys", views_keys.management_keys, name="management-keys"),
+    path("o/<slug:org_slug>/management-keys/new", views_keys.management_key_create, name="management-key-create"),
+    path("o/<slug:org_slug>/management-keys/<str:key_hash>/disable", views_keys.management_key_disable,
+         name="management-key-disable"),
+    path("o/<slug:org_slug>/management-keys/<str:key_hash>/enable", views_keys.management_key_enable,
+         name="management-key-enable"),
+    path("o/<slug:org_slug>/management-keys/<str:key_hash>/delete", views_keys.management_key_delete,
+         name="management-key-delete"),
+    path("o/<slug:org_slug>/w/<str:ws_slug>/keys", views_keys.keys, name="keys"),
+    path("o/<slug:org_slug>/w/<str:ws_slug>/keys/new", views_keys.key_create, name="key-create"),
+    path("o/<slug:org_slug>/w/<str:ws_slug>/keys/<str:key_hash>/disable", views_keys.key_disable,
+         name="key-disable"),
+    path("o/<slug:org_slug>/w/<str:ws_slug>/keys/<str:key_hash>/enable", views_keys.key_enable, name="key-enable"),
+    path("o/<slug:org_slug>/w/<str:ws_slug>/keys/<str:key_hash>/delete", views_keys.key_delete, name="key-delete"),
+    path("o/<slug:org_slug>/w/<str:ws_slug>/activity", views_activity.activity, name="activity"),
+]
