@@ -170,3 +170,11 @@ def test_another_organization_cannot_touch_a_key(callers, org):
     assert callers.outsider.delete(f"/api/v1/byok/{byok.id}").status_code == 404
     byok.refresh_from_db()
     assert byok.name == "Ours" and byok_plaintext(byok) == SECRET
+
+
+def test_the_schema_describes_the_served_fields(api, org):
+    from .test_guardrails_api import served_fields_match_schema
+
+    byok = make_byok(org, org.default_workspace)
+    data = api.get(f"/api/v1/byok/{byok.id}").json()["data"]
+    assert served_fields_match_schema(api, "/api/v1/byok/{byok_id}", "get", data)

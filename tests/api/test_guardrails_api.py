@@ -362,3 +362,32 @@ def test_an_inference_key_cannot_manage_guardrails(inference_key, org):
     assert response.status_code == 403
     assert not Guardrail.objects.exists()
     assert inference_key[0].kind == KeyKind.INFERENCE
+
+
+# --- the OpenAPI schema describes what is served -------------------------------------------------------------
+
+def served_fields_match_schema(client, path, method, data, status="200"):
+    """The fields of one served `data` object are exactly those the OpenAPI schema declares."""
+    schema = client.get("/api/v1/openapi.json").json()
+    components = schema["components"]["schemas"]
+
+    def resolve(node):
+        while "$ref" in node or "allOf" in node:
+            node = components[node["$ref"].rsplit("/", 1)[1]] if "$ref" in node else node["allOf"][0]
+        return node
+
+    operation = schema["paths"][path][method]
+    body = resolve(operation["responses"][status]["content"]["application/json"]["schema"])
+    declared = resolve(body["properties"]["data"])
+    if declared.get("type") == "array":
+        declared = resolve(declared["items"])
+    return set(data) == set(declared["properties"])
+
+
+def test_the_schema_describes_the_served_fields(api, org, inference_key):
+    guardrail = make_guardrail(org)
+    GuardrailKeyAssignment.objects.create(guardrail=guardrail, api_key=inference_key[0])
+    data = api.get(f"/api/v1/guardrails/{guardrail.id}").json()["data"]
+    assert served_fields_match_schema(api, "/api/v1/guardrails/{guardrail_id}", "get", data)
+    row = api.get("/api/v1/guardrails/assignments/keys").json()["data"][0]
+    assert served_fields_match_schema(api, "/api/v1/guardrails/assignments/keys", "get", row)

@@ -247,3 +247,10 @@ def test_another_organization_cannot_touch_a_destination(callers):
     assert callers.outsider.patch(path, {"name": "pwned"}, format="json").status_code == 404
     assert callers.outsider.delete(path).status_code == 404
     assert ObservabilityDestination.objects.get().name == "Hook"
+
+
+def test_the_schema_describes_the_served_fields(api):
+    from .test_guardrails_api import served_fields_match_schema
+
+    data = create(api).json()["data"]
+    assert served_fields_match_schema(api, "/api/v1/observability/destinations", "post", data, status="201")

@@ -171,3 +171,12 @@ def test_it_refuses_a_body_that_is_not_an_object(api):
     response = api.post("/api/v1/presets/ok/chat/completions", [1, 2], format="json")
     assert response.status_code == 400
     assert not Preset.objects.exists()
+
+
+def test_the_schema_describes_the_served_fields(api):
+    from .test_guardrails_api import served_fields_match_schema
+
+    data = save(api).json()["data"]
+    assert served_fields_match_schema(api, "/api/v1/presets/{slug}/chat/completions", "post", data)
+    version = api.get("/api/v1/presets/terse/versions/1").json()["data"]
+    assert served_fields_match_schema(api, "/api/v1/presets/{slug}/versions/{version}", "get", version)

@@ -2,13 +2,15 @@
 
 from django.db.models import Q
 from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 
 from workspaces import policy_services as ps
 from workspaces.models import ByokKey
 
 from .base import ManagementView, created, deleted, is_uuid, ok
-from .guardrails import nullable_bool, parse, string_list
+from .guardrails import PAGING, WORKSPACE_FILTER, nullable_bool, nullable_strings, parse, string_list
+from .serializers import ERRORS, DeletedSerializer, envelope
 
 
 class ByokKeyIn(serializers.Serializer):
@@ -50,7 +52,34 @@ def byok_data(byok: ByokKey) -> dict:
     }
 
 
+class ByokKeyOut(serializers.Serializer):
+    id = serializers.CharField()
+    provider = serializers.CharField()
+    name = serializers.CharField(allow_null=True)
+    label = serializers.CharField()
+    disabled = serializers.BooleanField()
+    sort_order = serializers.IntegerField()
+    is_fallback = serializers.BooleanField()
+    is_required = serializers.BooleanField()
+    is_byok_only = serializers.BooleanField()
+    allowed_models = nullable_strings()
+    allowed_api_key_hashes = nullable_strings()
+    allowed_user_ids = nullable_strings()
+    declared_region = serializers.CharField(allow_null=True)
+    declared_zdr = serializers.BooleanField(allow_null=True)
+    workspace_id = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField(allow_null=True)
+
+
+ByokKeyResponse = envelope("ByokKeyResponse", ByokKeyOut)
+ByokKeyListResponse = envelope("ByokKeyListResponse", ByokKeyOut, many=True, paged=True)
+
+
 class ByokListView(ManagementView):
+    @extend_schema(operation_id="listBYOKKeys", summary="BYOK keys usable in a workspace (its own and global ones)",
+                   parameters=[*PAGING, WORKSPACE_FILTER, OpenApiParameter("provider", str)],
+                   responses={200: ByokKeyListResponse, **ERRORS})
     def get(self, request):
         workspace = self.workspace_or_default(request.query_params.get("workspace_id"))
         # A workspace sees its own keys and the organization's global ones (usable in every workspace).
@@ -61,6 +90,8 @@ class ByokListView(ManagementView):
             keys = keys.filter(provider=provider)
         return self.paginate(keys.order_by("provider", "sort_order", "created_at", "id"), byok_data)
 
+    @extend_schema(operation_id="createBYOKKey", summary="Store a provider key (encrypted; never returned)",
+                   request=ByokKeyIn, responses={201: ByokKeyResponse, **ERRORS})
     def post(self, request):
         data = parse(ByokKeyIn, request)
         # Omitted: the Default workspace. Explicit null: a global key, usable in every workspace.
@@ -80,9 +111,12 @@ class ByokDetailView(ManagementView):
             raise Http404(f"BYOK key {byok_id} not found.")
         return found
 
+    @extend_schema(operation_id="getBYOKKey", summary="One BYOK key", responses={200: ByokKeyResponse, **ERRORS})
     def get(self, request, byok_id):
         return ok(byok_data(self.get_byok(byok_id)))
 
+    @extend_schema(operation_id="updateBYOKKey", summary="Change a BYOK key (only the fields sent; `key` replaces it)",
+                   request=ByokKeyIn(partial=True), responses={200: ByokKeyResponse, **ERRORS})
     def patch(self, request, byok_id):
         byok = self.get_byok(byok_id)
         data = parse(ByokKeyIn, request, partial=True)
@@ -92,6 +126,8 @@ class ByokDetailView(ManagementView):
                             data=data)
         return ok(byok_data(byok))
 
+    @extend_schema(operation_id="deleteBYOKKey", summary="Delete a BYOK key",
+                   responses={200: DeletedSerializer, **ERRORS})
     def delete(self, request, byok_id):
         ps.delete_byok_key(actor=request.user, byok=self.get_byok(byok_id))
         return deleted()

@@ -2,6 +2,7 @@
 
 from decimal import ROUND_HALF_UP, Decimal
 
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -9,6 +10,10 @@ from workspaces import policy_services as ps
 from workspaces.models import GuardrailKeyAssignment, GuardrailMemberAssignment, ResetInterval
 
 from .base import ManagementView, created, deleted, ok
+from .serializers import ERRORS, DeletedSerializer, envelope
+
+PAGING = [OpenApiParameter("offset", int), OpenApiParameter("limit", int, description="1-100, default 50")]
+WORKSPACE_FILTER = OpenApiParameter("workspace_id", str, description="Workspace id or slug (default: the Default one)")
 
 # --- shared by the policy endpoints (guardrails, BYOK, presets, observability) ----------------------------
 
@@ -147,17 +152,84 @@ def member_assignment_data(assignment) -> dict:
     }
 
 
+# --- what the schema says is served (the dicts above render it) -------------------------------------------
+
+def nullable_strings():
+    return serializers.ListField(child=serializers.CharField(), allow_null=True)
+
+
+class ContentFilterOut(serializers.Serializer):
+    pattern = serializers.CharField()
+    action = serializers.CharField()
+    label = serializers.CharField(required=False, allow_null=True)
+
+
+class ContentFilterBuiltinOut(serializers.Serializer):
+    slug = serializers.CharField()
+    action = serializers.CharField()
+    label = serializers.CharField()
+    scan_scope = serializers.CharField(required=False)
+
+
+GuardrailOut = type("GuardrailOut", (serializers.Serializer,), {
+    "id": serializers.CharField(), "name": serializers.CharField(),
+    "description": serializers.CharField(allow_null=True), "workspace_id": serializers.CharField(allow_null=True),
+    "is_workspace_default": serializers.BooleanField(), "limit_usd": serializers.FloatField(allow_null=True),
+    "reset_interval": serializers.CharField(allow_null=True), "include_byok_in_budgets": serializers.BooleanField(),
+    **{name: nullable_strings() for name in ("allowed_models", "ignored_models", "allowed_providers",
+                                             "ignored_providers", "allowed_data_regions")},
+    **{name: serializers.BooleanField(allow_null=True) for name in (
+        "enforce_zdr", "enforce_zdr_anthropic", "enforce_zdr_openai", "enforce_zdr_google", "enforce_zdr_xai",
+        "enforce_zdr_other", "allow_safety_retention_google", "allow_safety_retention_other",
+        "enable_free_model_publication", "enable_free_model_training", "enable_paid_model_training")},
+    "content_filters": serializers.ListField(child=ContentFilterOut(), allow_null=True),
+    "content_filter_builtins": serializers.ListField(child=ContentFilterBuiltinOut(), allow_null=True),
+    "created_at": serializers.DateTimeField(), "updated_at": serializers.DateTimeField(allow_null=True),
+})
+
+
+class KeyAssignmentOut(serializers.Serializer):
+    id = serializers.CharField()
+    guardrail_id = serializers.CharField()
+    key_hash = serializers.CharField()
+    key_name = serializers.CharField()
+    key_label = serializers.CharField()
+    assigned_by = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class MemberAssignmentOut(serializers.Serializer):
+    id = serializers.CharField()
+    guardrail_id = serializers.CharField()
+    user_id = serializers.CharField()
+    organization_id = serializers.CharField()
+    assigned_by = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+GuardrailResponse = envelope("GuardrailResponse", GuardrailOut)
+GuardrailListResponse = envelope("GuardrailListResponse", GuardrailOut, many=True, paged=True)
+KeyAssignmentListResponse = envelope("KeyAssignmentListResponse", KeyAssignmentOut, many=True, paged=True)
+MemberAssignmentListResponse = envelope("MemberAssignmentListResponse", MemberAssignmentOut, many=True, paged=True)
+AssignedCount = type("AssignedCount", (serializers.Serializer,), {"assigned_count": serializers.IntegerField()})
+UnassignedCount = type("UnassignedCount", (serializers.Serializer,), {"unassigned_count": serializers.IntegerField()})
+
+
 class GuardrailViewMixin:
     def get_guardrail(self, guardrail_id):
         return ps.get_guardrail(organization=self.organization, guardrail_id=guardrail_id)
 
 
 class GuardrailListView(ManagementView):
+    @extend_schema(operation_id="listGuardrails", summary="Guardrails of a workspace",
+                   parameters=[*PAGING, WORKSPACE_FILTER], responses={200: GuardrailListResponse, **ERRORS})
     def get(self, request):
         workspace = self.workspace_or_default(request.query_params.get("workspace_id"))
         guardrails = workspace.guardrails.filter(organization=self.organization).order_by("-created_at", "id")
         return self.paginate(guardrails, guardrail_data)
 
+    @extend_schema(operation_id="createGuardrail", summary="Create a guardrail", request=GuardrailIn,
+                   responses={201: GuardrailResponse, **ERRORS})
     def post(self, request):
         data = parse(GuardrailIn, request)
         workspace = self.workspace_or_default(data.pop("workspace_id", None))
@@ -167,9 +239,13 @@ class GuardrailListView(ManagementView):
 
 
 class GuardrailDetailView(GuardrailViewMixin, ManagementView):
+    @extend_schema(operation_id="getGuardrail", summary="One guardrail (a workspace's default one too)",
+                   responses={200: GuardrailResponse, **ERRORS})
     def get(self, request, guardrail_id):
         return ok(guardrail_data(self.get_guardrail(guardrail_id)))
 
+    @extend_schema(operation_id="updateGuardrail", summary="Change a guardrail (only the fields sent)",
+                   request=GuardrailIn(partial=True), responses={200: GuardrailResponse, **ERRORS})
     def patch(self, request, guardrail_id):
         guardrail = self.get_guardrail(guardrail_id)
         data = parse(GuardrailIn, request, partial=True)
@@ -177,6 +253,8 @@ class GuardrailDetailView(GuardrailViewMixin, ManagementView):
         guardrail = ps.update_guardrail(actor=request.user, guardrail=guardrail, data=data)
         return ok(guardrail_data(guardrail))
 
+    @extend_schema(operation_id="deleteGuardrail", summary="Delete a guardrail and its assignments",
+                   responses={200: DeletedSerializer, **ERRORS})
     def delete(self, request, guardrail_id):
         guardrail = self.get_guardrail(guardrail_id)
         ps.delete_guardrail(actor=request.user, guardrail=guardrail)
@@ -184,12 +262,16 @@ class GuardrailDetailView(GuardrailViewMixin, ManagementView):
 
 
 class GuardrailKeyAssignmentsView(GuardrailViewMixin, ManagementView):
+    @extend_schema(operation_id="listGuardrailKeyAssignments", summary="Keys assigned to a guardrail",
+                   parameters=PAGING, responses={200: KeyAssignmentListResponse, **ERRORS})
     def get(self, request, guardrail_id):
         guardrail = self.get_guardrail(guardrail_id)
         assignments = (GuardrailKeyAssignment.objects.filter(guardrail_id=guardrail.id)
                        .select_related("api_key").order_by("-created_at", "id"))
         return self.paginate(assignments, key_assignment_data)
 
+    @extend_schema(operation_id="bulkAssignKeysToGuardrail", summary="Assign keys (moving them from any other)",
+                   request=KeyHashesIn, responses={200: AssignedCount, **ERRORS})
     def post(self, request, guardrail_id):
         guardrail = self.get_guardrail(guardrail_id)
         hashes = parse(KeyHashesIn, request)["key_hashes"]
@@ -199,6 +281,8 @@ class GuardrailKeyAssignmentsView(GuardrailViewMixin, ManagementView):
 
 
 class GuardrailKeyUnassignView(GuardrailViewMixin, ManagementView):
+    @extend_schema(operation_id="bulkUnassignKeysFromGuardrail", summary="Unassign keys", request=KeyHashesIn,
+                   responses={200: UnassignedCount, **ERRORS})
     def post(self, request, guardrail_id):
         guardrail = self.get_guardrail(guardrail_id)
         hashes = parse(KeyHashesIn, request)["key_hashes"]
@@ -208,12 +292,16 @@ class GuardrailKeyUnassignView(GuardrailViewMixin, ManagementView):
 
 
 class GuardrailMemberAssignmentsView(GuardrailViewMixin, ManagementView):
+    @extend_schema(operation_id="listGuardrailMemberAssignments", summary="Members assigned to a guardrail",
+                   parameters=PAGING, responses={200: MemberAssignmentListResponse, **ERRORS})
     def get(self, request, guardrail_id):
         guardrail = self.get_guardrail(guardrail_id)
         assignments = GuardrailMemberAssignment.objects.filter(guardrail_id=guardrail.id).order_by("-created_at",
                                                                                                    "id")
         return self.paginate(assignments, member_assignment_data)
 
+    @extend_schema(operation_id="bulkAssignMembersToGuardrail", summary="Assign members (moving them)",
+                   request=MemberIdsIn, responses={200: AssignedCount, **ERRORS})
     def post(self, request, guardrail_id):
         guardrail = self.get_guardrail(guardrail_id)
         user_ids = parse(MemberIdsIn, request)["member_user_ids"]
@@ -223,6 +311,8 @@ class GuardrailMemberAssignmentsView(GuardrailViewMixin, ManagementView):
 
 
 class GuardrailMemberUnassignView(GuardrailViewMixin, ManagementView):
+    @extend_schema(operation_id="bulkUnassignMembersFromGuardrail", summary="Unassign members",
+                   request=MemberIdsIn, responses={200: UnassignedCount, **ERRORS})
     def post(self, request, guardrail_id):
         guardrail = self.get_guardrail(guardrail_id)
         user_ids = parse(MemberIdsIn, request)["member_user_ids"]
@@ -232,6 +322,8 @@ class GuardrailMemberUnassignView(GuardrailViewMixin, ManagementView):
 
 
 class OrganizationKeyAssignmentsView(ManagementView):
+    @extend_schema(operation_id="listKeyAssignments", summary="Every key assignment of the organization",
+                   parameters=PAGING, responses={200: KeyAssignmentListResponse, **ERRORS})
     def get(self, request):
         assignments = (GuardrailKeyAssignment.objects.filter(guardrail__organization=self.organization)
                        .select_related("api_key").order_by("-created_at", "id"))
@@ -239,6 +331,8 @@ class OrganizationKeyAssignmentsView(ManagementView):
 
 
 class OrganizationMemberAssignmentsView(ManagementView):
+    @extend_schema(operation_id="listMemberAssignments", summary="Every member assignment of the organization",
+                   parameters=PAGING, responses={200: MemberAssignmentListResponse, **ERRORS})
     def get(self, request):
         assignments = GuardrailMemberAssignment.objects.filter(organization=self.organization).order_by(
             "-created_at", "id")

@@ -3,13 +3,15 @@
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.http import Http404
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
 from workspaces import policy_services as ps
 from workspaces.models import ObservabilityDestination
 
 from .base import ManagementView, created, deleted, is_uuid, ok
-from .guardrails import parse, string_list
+from .guardrails import PAGING, WORKSPACE_FILTER, nullable_strings, parse, string_list
+from .serializers import ERRORS, DeletedSerializer, envelope
 
 
 class SamplingRateField(serializers.DecimalField):
@@ -65,12 +67,40 @@ def destination_data(destination: ObservabilityDestination) -> dict:
     }
 
 
+class DestinationOut(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField(allow_null=True)
+    type = serializers.CharField()
+    enabled = serializers.BooleanField()
+    workspace_id = serializers.CharField()
+    config = serializers.DictField(help_text="Type-specific; secret values are masked (e.g. sk-l...AbCd)")
+    api_key_hashes = nullable_strings()
+    sampling_rate = serializers.FloatField()
+    privacy_mode = serializers.BooleanField()
+    filter_rules = serializers.DictField(allow_null=True)
+    broadcast_generation_cost = serializers.BooleanField()
+    broadcast_generation_cost_allocation = serializers.BooleanField()
+    broadcast_generation_identity = serializers.BooleanField()
+    broadcast_generation_request_context = serializers.BooleanField()
+    regions = serializers.ListField(child=serializers.CharField())
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+DestinationResponse = envelope("DestinationResponse", DestinationOut)
+DestinationListResponse = envelope("DestinationListResponse", DestinationOut, many=True, paged=True)
+
+
 class DestinationListView(ManagementView):
+    @extend_schema(operation_id="listObservabilityDestinations", summary="Destinations of a workspace",
+                   parameters=[*PAGING, WORKSPACE_FILTER], responses={200: DestinationListResponse, **ERRORS})
     def get(self, request):
         workspace = self.workspace_or_default(request.query_params.get("workspace_id"))
         destinations = ObservabilityDestination.objects.filter(organization=self.organization, workspace=workspace)
         return self.paginate(destinations.order_by("-created_at", "id"), destination_data)
 
+    @extend_schema(operation_id="createObservabilityDestination", summary="Create a destination",
+                   request=DestinationIn, responses={201: DestinationResponse, **ERRORS})
     def post(self, request):
         data = parse(DestinationIn, request)
         workspace = self.workspace_or_default(data.pop("workspace_id", None))
@@ -88,9 +118,14 @@ class DestinationDetailView(ManagementView):
             raise Http404(f"Observability destination {destination_id} not found.")
         return found
 
+    @extend_schema(operation_id="getObservabilityDestination", summary="One destination",
+                   responses={200: DestinationResponse, **ERRORS})
     def get(self, request, destination_id):
         return ok(destination_data(self.get_destination(destination_id)))
 
+    @extend_schema(operation_id="updateObservabilityDestination",
+                   summary="Change a destination (only the fields sent; `config` merges)",
+                   request=DestinationIn(partial=True), responses={200: DestinationResponse, **ERRORS})
     def patch(self, request, destination_id):
         destination = self.get_destination(destination_id)
         data = parse(DestinationIn, request, partial=True)
@@ -102,6 +137,8 @@ class DestinationDetailView(ManagementView):
                                    config=data.pop("config", None), data=data)
         return ok(destination_data(destination))
 
+    @extend_schema(operation_id="deleteObservabilityDestination", summary="Delete a destination",
+                   responses={200: DeletedSerializer, **ERRORS})
     def delete(self, request, destination_id):
         ps.delete_destination(actor=request.user, destination=self.get_destination(destination_id))
         return deleted()

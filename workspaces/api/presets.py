@@ -2,13 +2,21 @@
 the organization's workspaces, an inference key only in its own workspace."""
 
 from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
 from workspaces import policy_services as ps
 from workspaces.models import Preset, Workspace
 
 from .base import ManagementView, ok
+from .guardrails import PAGING
 from .permissions import IsAnyKey
+from .serializers import ERRORS, envelope
+
+PRESET_WORKSPACE = OpenApiParameter("workspace_id", str, description=(
+    "Workspace id or slug. Default: the Default workspace (a management key) or the key's own (an inference key)"))
 
 
 def version_data(version) -> dict | None:
@@ -43,6 +51,41 @@ def preset_data(preset: Preset, *, with_version: bool = False) -> dict:
     if with_version:
         data["designated_version"] = version_data(preset.designated_version)
     return data
+
+
+class PresetVersionOut(serializers.Serializer):
+    id = serializers.CharField()
+    preset_id = serializers.CharField()
+    version = serializers.IntegerField()
+    config = serializers.DictField()
+    system_prompt = serializers.CharField(allow_null=True)
+    creator_id = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class PresetOut(serializers.Serializer):
+    id = serializers.CharField()
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField(allow_null=True)
+    status = serializers.CharField()
+    status_updated_at = serializers.DateTimeField(allow_null=True)
+    designated_version_id = serializers.CharField(allow_null=True)
+    creator_user_id = serializers.CharField(allow_null=True)
+    workspace_id = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class PresetWithVersionOut(PresetOut):
+    designated_version = PresetVersionOut(allow_null=True)
+
+
+PresetListResponse = envelope("PresetListResponse", PresetOut, many=True, paged=True)
+PresetResponse = envelope("PresetResponse", PresetWithVersionOut)
+PresetVersionListResponse = envelope("PresetVersionListResponse", PresetVersionOut, many=True, paged=True)
+PresetVersionResponse = envelope("PresetVersionResponse", PresetVersionOut)
 
 
 class PresetView(ManagementView):
@@ -84,6 +127,8 @@ class PresetView(ManagementView):
 
 
 class PresetListView(PresetView):
+    @extend_schema(operation_id="listPresets", summary="Presets, most recently updated first",
+                   parameters=[*PAGING, PRESET_WORKSPACE], responses={200: PresetListResponse, **ERRORS})
     def get(self, request):
         ref = request.query_params.get("workspace_id")
         presets = Preset.objects.filter(organization=self.organization)
@@ -93,17 +138,23 @@ class PresetListView(PresetView):
 
 
 class PresetDetailView(PresetView):
+    @extend_schema(operation_id="getPreset", summary="A preset with its designated version",
+                   parameters=[PRESET_WORKSPACE], responses={200: PresetResponse, **ERRORS})
     def get(self, request, slug):
         return ok(preset_data(self.find_preset(slug), with_version=True))
 
 
 class PresetVersionListView(PresetView):
+    @extend_schema(operation_id="listPresetVersions", summary="Versions of a preset, oldest first",
+                   parameters=[*PAGING, PRESET_WORKSPACE], responses={200: PresetVersionListResponse, **ERRORS})
     def get(self, request, slug):
         preset = self.find_preset(slug)
         return self.paginate(preset.versions.order_by("version"), version_data)
 
 
 class PresetVersionDetailView(PresetView):
+    @extend_schema(operation_id="getPresetVersion", summary="One version of a preset",
+                   parameters=[PRESET_WORKSPACE], responses={200: PresetVersionResponse, **ERRORS})
     def get(self, request, slug, version):
         preset = self.find_preset(slug)
         try:
@@ -134,3 +185,33 @@ class PresetSaveView(PresetView):
                               api_format=self.api_format, body=body)
         preset = Preset.objects.select_related("designated_version").get(pk=preset.pk)
         return ok(preset_data(preset, with_version=True))
+
+
+def _save_schema(operation_id: str, body: str):
+    return extend_schema(operation_id=operation_id, parameters=[PRESET_WORKSPACE], request=OpenApiTypes.OBJECT,
+                         summary=f"Save a {body} body as the preset's new designated version (runs no inference)",
+                         responses={200: PresetResponse, **ERRORS})
+
+
+class ChatPresetSaveView(PresetSaveView):
+    api_format = "chat"
+
+    @_save_schema("createPresetsChatCompletions", "chat completions")
+    def post(self, request, slug):
+        return super().post(request, slug)
+
+
+class MessagesPresetSaveView(PresetSaveView):
+    api_format = "messages"
+
+    @_save_schema("createPresetsMessages", "messages")
+    def post(self, request, slug):
+        return super().post(request, slug)
+
+
+class ResponsesPresetSaveView(PresetSaveView):
+    api_format = "responses"
+
+    @_save_schema("createPresetsResponses", "responses")
+    def post(self, request, slug):
+        return super().post(request, slug)
