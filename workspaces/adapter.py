@@ -38,7 +38,9 @@ class AccountAdapter(DefaultAccountAdapter):
             except ServiceError as error:
                 messages.error(request, error.message)
             else:
+                # The invitation is used up now; allauth marks the address verified from this stash.
                 request.session.pop("invitation_id", None)
+                self.stash_verified_email(request, invitation.email)
                 request.session[SESSION_ORG_KEY] = str(invitation.organization_id)
                 messages.success(request, f"Welcome to {invitation.organization.name}.")
         return user

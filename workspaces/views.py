@@ -235,11 +235,9 @@ def invite_accept(request, token):
     if not user.is_authenticated:
         if request.method == "POST":
             return redirect(f"{reverse('account_login')}?next={request.path}")
-        # The person proved they read this address's mail: sign-up from here needs no second verification.
-        from allauth.account.adapter import get_adapter
-
+        # The person proved they read this address's mail: signing up with it needs no second verification
+        # (the adapter reads this).
         request.session[SESSION_INVITATION_KEY] = str(invitation.pk)
-        get_adapter(request).stash_verified_email(request, invitation.email)
         context["has_account"] = User.objects.filter(email__iexact=invitation.email).exists()
         return render(request, "workspaces/invite_confirm.html", context)
     if not services.user_has_email(user, invitation.email):

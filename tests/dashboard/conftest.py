@@ -16,6 +16,14 @@ def _fast_password_hashing(settings):
                                  "django.contrib.auth.hashers.PBKDF2PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(settings):
+    # allauth keeps rate-limit counters in the cache; a cache per test keeps one test's (or one earlier run's)
+    # failed logins and mails from throttling the next.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                                   "LOCATION": f"test-{next(_addresses)}"}}
+
+
 @pytest.fixture
 def browser():
     """A test client with an address of its own, so allauth's per-IP rate limits never leak between tests."""
