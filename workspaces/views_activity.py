@@ -9,7 +9,7 @@ show up at once.
 
 import csv
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
 
@@ -28,6 +28,7 @@ from .models import ApiKey, KeyKind, Membership, Workspace
 RECENT = 50
 TOP_MODELS = 10
 ZERO = Decimal(0)
+MONEY_PLACES = Decimal("1e-12")
 CSV_FIELDS = ["date", "workspace", "model", "provider", "requests", "prompt_tokens", "completion_tokens",
               "reasoning_tokens", "cached_tokens", "usage_usd", "byok_usage_usd"]
 
@@ -92,12 +93,18 @@ def _chart_value(row: dict, metric: str):
 
 
 def _recent(organization, **filters):
-    return list(Generation.objects.filter(organization=organization, **filters)
+    """The latest generations within the page's window, so the list and the totals above it agree."""
+    first, _last = billing_activity.window(_today() + timedelta(days=1))
+    since = datetime.combine(first, datetime.min.time(), tzinfo=dt_timezone.utc)
+    return list(Generation.objects.filter(organization=organization, created_at__gte=since, **filters)
                 .select_related("api_key", "workspace").order_by("-created_at")[:RECENT])
 
 
 def _csv_cell(value) -> str:
-    text = format(value, "f") if isinstance(value, Decimal) else str(value)
+    if isinstance(value, Decimal):
+        # Database sums come back with varying scales (SQLite): the same amount always reads the same.
+        return format(value.quantize(MONEY_PLACES).normalize(), "f")
+    text = str(value)
     # Spreadsheets run a cell that starts like a formula; model names come from requests.
     return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
