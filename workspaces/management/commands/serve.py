@@ -5,6 +5,7 @@ import sys
 import time
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 
@@ -24,6 +25,9 @@ class Command(BaseCommand):
             raise CommandError("--workers must be at least 1")
         if not 0 < port < 65536:
             raise CommandError("--port must be between 1 and 65535")
+        if not settings.DEBUG:
+            # Compressed, hashed static files for whitenoise: built here so a deploy is one command.
+            call_command("collectstatic", interactive=False, verbosity=0)
         env = dict(os.environ, DJANGO_SETTINGS_MODULE=os.environ.get("DJANGO_SETTINGS_MODULE",
                                                                      "openrouter_ws.settings"))
         env["VAR_DIR"] = str(settings.VAR_DIR)
