@@ -874,9 +874,11 @@ def _clean_filter_rules(rules):
                     raise PolicyError("must be a string or a number", f"{at}.value")
                 if operator in _NUMERIC_OPERATORS:
                     try:
-                        Decimal(str(value))
+                        finite = Decimal(str(value)).is_finite()
                     except ArithmeticError:
-                        raise PolicyError("must be a number for a comparison", f"{at}.value") from None
+                        finite = False
+                    if not finite:
+                        raise PolicyError("must be a number for a comparison", f"{at}.value")
                 if operator == "regex":
                     check_regex(value, f"{at}.value")
                 if isinstance(value, str) and len(value) > MAX_CONFIG_VALUE:

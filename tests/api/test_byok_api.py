@@ -178,3 +178,13 @@ def test_the_schema_describes_the_served_fields(api, org):
     byok = make_byok(org, org.default_workspace)
     data = api.get(f"/api/v1/byok/{byok.id}").json()["data"]
     assert served_fields_match_schema(api, "/api/v1/byok/{byok_id}", "get", data)
+
+
+def test_no_input_makes_a_server_error(api, org):
+    from workspaces.api.byok import ByokKeyIn
+
+    from .test_guardrails_api import never_a_server_error
+
+    never_a_server_error(api, "post", "/api/v1/byok", {"provider": "openai", "key": SECRET}, ByokKeyIn().fields)
+    byok = make_byok(org, org.default_workspace)
+    never_a_server_error(api, "patch", f"/api/v1/byok/{byok.id}", {}, ByokKeyIn().fields, [None, "x"])

@@ -8,6 +8,8 @@ from workspaces.models import (AuditLogEntry, Guardrail, GuardrailKeyAssignment,
                                KeyKind)
 from workspaces.services import create_api_key
 
+from workspaces.api.guardrails import GuardrailIn
+
 from .conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -131,6 +133,8 @@ def test_it_accepts_a_long_plain_pattern(api):
     ({"name": ""}, "name"),
     ({"name": "x", "limit_usd": -1, "reset_interval": "daily"}, "limit_usd"),
     ({"name": "x", "limit_usd": "lots", "reset_interval": "daily"}, "limit_usd"),
+    ({"name": "x", "limit_usd": 1e30, "reset_interval": "daily"}, "limit_usd"),
+    ({"name": "x", "limit_usd": "1e400", "reset_interval": "daily"}, "limit_usd"),
     ({"name": "x", "limit_usd": 1, "reset_interval": "hourly"}, "reset_interval"),
     ({"name": "x", "allowed_data_regions": []}, "allowed_data_regions"),
     ({"name": "x", "allowed_data_regions": ["mars"]}, "allowed_data_regions"),
@@ -391,3 +395,24 @@ def test_the_schema_describes_the_served_fields(api, org, inference_key):
     assert served_fields_match_schema(api, "/api/v1/guardrails/{guardrail_id}", "get", data)
     row = api.get("/api/v1/guardrails/assignments/keys").json()["data"][0]
     assert served_fields_match_schema(api, "/api/v1/guardrails/assignments/keys", "get", row)
+
+
+# One value of each JSON kind a field might not expect.
+GARBAGE = [None, 1e308, "é" * 300, [{"a": 1}], {"a": [1]}]
+
+
+def never_a_server_error(client, method, path, base: dict, fields, values=GARBAGE) -> None:
+    """Every field set to every kind of wrong value: a 2xx or a 4xx, never a 500."""
+    for name in fields:
+        for value in values:
+            response = getattr(client, method)(path, {**base, name: value}, format="json")
+            assert response.status_code < 500, (name, value, response.content[:300])
+
+
+def test_no_input_makes_a_server_error(api, org, inference_key):
+    fields = [*GuardrailIn().fields, "key_hashes"]
+    never_a_server_error(api, "post", "/api/v1/guardrails", {"name": "fuzz"}, fields)
+    guardrail = make_guardrail(org)
+    never_a_server_error(api, "patch", f"/api/v1/guardrails/{guardrail.id}", {}, GuardrailIn().fields, [None, "x"])
+    for suffix, name in (("keys", "key_hashes"), ("members", "member_user_ids")):
+        never_a_server_error(api, "post", f"/api/v1/guardrails/{guardrail.id}/assignments/{suffix}", {}, [name])

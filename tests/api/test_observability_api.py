@@ -131,6 +131,10 @@ def test_it_creates_a_destination_with_every_field(api, org, workspace, inferenc
     ("webhook", CONFIGS["webhook"][0], {"regions": ["mars"]}, "regions"),
     ("webhook", CONFIGS["webhook"][0], {"sampling_rate": 0}, "sampling_rate"),
     ("webhook", CONFIGS["webhook"][0], {"sampling_rate": 1.5}, "sampling_rate"),
+    ("webhook", CONFIGS["webhook"][0], {"sampling_rate": 1e40}, "sampling_rate"),
+    ("webhook", CONFIGS["webhook"][0], {"sampling_rate": 0.00001}, "sampling_rate"),
+    ("webhook", CONFIGS["webhook"][0], {"filter_rules": {"groups": [{"rules": [
+        {"field": "total_cost", "operator": "gt", "value": "NaN"}]}]}}, "filter_rules.groups[0].rules[0].value"),
     ("webhook", CONFIGS["webhook"][0], {"api_key_hashes": []}, "api_key_hashes"),
     ("webhook", CONFIGS["webhook"][0], {"api_key_hashes": ["a" * 64]}, "api_key_hashes"),
     ("webhook", CONFIGS["webhook"][0], {"filter_rules": {"groups": [{"rules": [
@@ -254,3 +258,28 @@ def test_the_schema_describes_the_served_fields(api):
 
     data = create(api).json()["data"]
     assert served_fields_match_schema(api, "/api/v1/observability/destinations", "post", data, status="201")
+
+
+def test_no_input_makes_a_server_error(api):
+    from workspaces.api.observability import DestinationIn
+
+    from .test_guardrails_api import never_a_server_error
+
+    base = {"name": "fuzz", "type": "webhook", "config": {"url": "https://x.example.com"}}
+    never_a_server_error(api, "post", "/api/v1/observability/destinations", base, DestinationIn().fields)
+    for dest_type in ("s3", "langfuse", "bigquery"):
+        never_a_server_error(api, "post", "/api/v1/observability/destinations", {**base, "type": dest_type},
+                             ["config"])
+    path = f"/api/v1/observability/destinations/{create(api).json()['data']['id']}"
+    never_a_server_error(api, "patch", path, {}, DestinationIn().fields, [None, "x"])
+    for value in GARBAGE_RULES:
+        response = api.patch(path, {"filter_rules": value}, format="json")
+        assert response.status_code < 500, (value, response.content[:300])
+    for value in ({"url": None}, {"headers": None}, {"headers": {"X": None}}, {"method": None}, {"zzz": None}):
+        assert api.patch(path, {"config": value}, format="json").status_code < 500, value
+
+
+GARBAGE_RULES = [{"groups": None}, {"groups": [None]}, {"groups": [{"rules": None}]}, {"groups": [{"rules": [None]}]},
+                 {"groups": [{"rules": [{"field": "model", "operator": "regex", "value": 5}]}]},
+                 {"groups": [{"rules": [{"field": ["x"], "operator": {}, "value": []}]}]},
+                 {"enabled": "yes", "groups": []}, {"groups": [{"logic": [], "rules": []}]}]

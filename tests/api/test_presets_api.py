@@ -180,3 +180,16 @@ def test_the_schema_describes_the_served_fields(api):
     assert served_fields_match_schema(api, "/api/v1/presets/{slug}/chat/completions", "post", data)
     version = api.get("/api/v1/presets/terse/versions/1").json()["data"]
     assert served_fields_match_schema(api, "/api/v1/presets/{slug}/versions/{version}", "get", version)
+
+
+def test_no_input_makes_a_server_error(api):
+    from workspaces.policy_services import _INT_FIELDS, _NUMBER_FIELDS
+
+    from .test_guardrails_api import never_a_server_error
+
+    # The fields the service reads; any other one is stored as sent (JSON in, JSON out).
+    fields = [*_NUMBER_FIELDS, *_INT_FIELDS, "model", "models", "tools", "plugins", "provider", "messages",
+              "workspace_id"]
+    never_a_server_error(api, "post", "/api/v1/presets/fuzz/chat/completions", {"model": "a/b"}, fields)
+    never_a_server_error(api, "post", "/api/v1/presets/fuzz/messages", {"model": "a/b"}, ["system"])
+    never_a_server_error(api, "post", "/api/v1/presets/fuzz/responses", {"model": "a/b"}, ["instructions"])

@@ -39,6 +39,8 @@ class MoneyField(serializers.DecimalField):
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
+        if abs(value) > self.max_value:
+            raise serializers.ValidationError(f"must be at most {self.max_value:,}")  # before quantize overflows
         return value.quantize(Decimal("1e-12"), rounding=ROUND_HALF_UP)
 
 

@@ -21,7 +21,9 @@ class SamplingRateField(serializers.DecimalField):
         super().__init__(max_digits=None, decimal_places=None, **kwargs)
 
     def to_internal_value(self, data):
-        value = super().to_internal_value(data).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+        value = super().to_internal_value(data)
+        if abs(value) <= 1:
+            value = value.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
         if not Decimal("0.0001") <= value <= 1:
             raise serializers.ValidationError("must be between 0.0001 and 1")
         return value
