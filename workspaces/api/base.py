@@ -14,6 +14,8 @@ from .permissions import IsManagementKey
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
+# Beyond any real list, and within what every database accepts as an OFFSET (a bigger one is a 500, not a 400).
+MAX_OFFSET = 10**9
 
 
 def parse_int(request, name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
@@ -67,6 +69,13 @@ class ManagementView(APIView):
 
     permission_classes = [IsManagementKey]
 
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # PostgreSQL refuses NUL in text: a lookup with one would fail as a 500 instead of answering 400.
+        values = [*map(str, kwargs.values()), *(v for vs in request.query_params.lists() for v in vs[1])]
+        if any("\x00" in value for value in values):
+            raise ValidationError("The request's path or query contains a NUL character.")
+
     @property
     def actor(self):
         return self.request.user
@@ -76,7 +85,7 @@ class ManagementView(APIView):
         return self.request.user.organization
 
     def paginate(self, queryset, serialize, **extra) -> Response:
-        offset = parse_int(self.request, "offset", 0)
+        offset = parse_int(self.request, "offset", 0, maximum=MAX_OFFSET)
         limit = parse_int(self.request, "limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
         total = queryset.count()
         items = [serialize(obj) for obj in queryset[offset:offset + limit]]

@@ -12,7 +12,7 @@ from billing.models import CreditEntry, CreditKind, Generation
 from workspaces import services
 from workspaces.models import ApiKey, KeyKind, User
 
-from .base import ManagementView, created, deleted, ok, parse_bool, parse_int
+from .base import MAX_OFFSET, ManagementView, created, deleted, ok, parse_bool, parse_int
 from .permissions import IsAnyKey
 from .serializers import (ERRORS, CurrentKeySerializer, DeletedSerializer, KeyCreateSerializer, KeySerializer,
                           KeyUpdateSerializer, acting, envelope, parse_body)
@@ -54,7 +54,7 @@ class KeysView(ManagementView):
         responses={200: KeyListResponse, **ERRORS})
     def get(self, request):
         workspace = self.workspace_or_default(request.query_params.get("workspace_id"))
-        offset = parse_int(request, "offset", 0)
+        offset = parse_int(request, "offset", 0, maximum=MAX_OFFSET)
         keys = ApiKey.objects.filter(organization=self.organization, workspace=workspace, kind=KeyKind.INFERENCE)
         if not parse_bool(request, "include_disabled"):
             keys = keys.filter(disabled=False)
