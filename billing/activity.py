@@ -1,19 +1,20 @@
 """Activity: spend, tokens and requests per (UTC day, model, provider endpoint) over the last 30 complete days.
 
-Computed from generation rows by aggregate queries. A rollup table may replace this later; callers depend only
-on `activity()` and the item shape, which is the reference's ActivityItem.
+Read from the activity rollups (`billing.rollups`) for every generation row at or before the rollup watermark,
+plus the tail of generation rows after it, in one consistent state: the numbers are the same whether the
+rollup has run or not. Callers depend on `activity()` and the item shape, which is the reference's
+ActivityItem; `totals()` serves other groupings (per workspace, key, member, day) from the same sources.
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from datetime import timezone as dt_timezone
-from decimal import Decimal
 
-from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from .models import Generation
+from . import rollups
+from .models import ActivityRollup, Generation
 
 DAYS = 30
 SUMMED = ("usage", "byok_usage_inference", "requests", "prompt_tokens", "completion_tokens", "reasoning_tokens",
@@ -28,6 +29,8 @@ class ActivityFilter:
     user_id: object = None
     workspace_id: object = None
     group_by_workspace: bool = False
+    # Only these workspaces (a member's dashboard); None: every workspace.
+    workspace_ids: tuple | None = None
 
 
 def window(today: date | None = None) -> tuple[date, date]:
@@ -45,28 +48,74 @@ def _endpoint_ids(pairs) -> dict:
     return {(model, provider): str(pk) for model, provider, pk in found}
 
 
+# What `totals()` can group by: the rollup's dimensions, named as on Generation.
+GROUPS = ("day", "workspace_id", "api_key_id", "user_id", "model", "provider_slug", "provider_name")
+
+
+def _filtered(queryset, flt: ActivityFilter):
+    if flt.api_key_id is not None:
+        queryset = queryset.filter(api_key_id=flt.api_key_id)
+    if flt.user_id is not None:
+        queryset = queryset.filter(user_id=flt.user_id)
+    if flt.workspace_id is not None:
+        queryset = queryset.filter(workspace_id=flt.workspace_id)
+    if flt.workspace_ids is not None:
+        queryset = queryset.filter(workspace_id__in=list(flt.workspace_ids))
+    return queryset
+
+
+def _rolled(flt: ActivityFilter, group: tuple, first: date, last: date) -> list[dict]:
+    rows = _filtered(ActivityRollup.objects.filter(organization=flt.organization, day__gte=first, day__lte=last),
+                     flt)
+    return list(rows.values(*group).order_by().annotate(**rollups.rollup_sums()))
+
+
+def _tail(flt: ActivityFilter, group: tuple, first: date, last: date, mark) -> list[dict]:
+    start = rollups.day_bounds(first)[0]
+    end = rollups.day_bounds(last)[1]
+    rows = _filtered(Generation.objects.filter(organization=flt.organization, created_at__gte=start,
+                                               created_at__lt=end), flt).filter(mark.after())
+    if "day" in group:
+        rows = rows.annotate(day=TruncDate("created_at", tzinfo=dt_timezone.utc))
+    return list(rows.values(*group).order_by().annotate(**rollups.generation_sums()))
+
+
+def totals(flt: ActivityFilter, group: tuple, first: date, last: date) -> list[dict]:
+    """Sums per `group` (names from GROUPS) over the UTC days `first`..`last`, from the rollups plus the
+    not-yet-rolled tail: each row has the group's values and requests, prompt_tokens, completion_tokens,
+    reasoning_tokens, cached_tokens, usage, byok_usage (Decimal), errors and cancelled. Unordered."""
+    group = tuple(group)
+    unknown = set(group) - set(GROUPS)
+    if unknown:
+        raise ValueError(f"cannot group activity by {', '.join(sorted(unknown))}")
+
+    def read(mark) -> list[dict]:
+        merged: dict[tuple, dict] = {}
+        sources = [_tail(flt, group, first, last, mark)]
+        if not mark.is_start:
+            sources.append(_rolled(flt, group, first, last))
+        for rows in sources:
+            for row in rows:
+                key = tuple(row[name] for name in group)
+                sums = rollups.clean_sums(row)
+                if key in merged:
+                    for name in rollups.METRICS:
+                        merged[key][name] += sums[name]
+                else:
+                    merged[key] = {**dict(zip(group, key)), **sums}
+        return list(merged.values())
+
+    return rollups.read_consistently(read)
+
+
 def activity(flt: ActivityFilter, today: date | None = None) -> list[dict]:
     first, last = window(today)
     if flt.day is not None:
         first = last = flt.day
-    start = datetime.combine(first, datetime.min.time(), tzinfo=dt_timezone.utc)
-    end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=dt_timezone.utc)
-    rows = Generation.objects.filter(organization=flt.organization, created_at__gte=start, created_at__lt=end)
-    if flt.api_key_id is not None:
-        rows = rows.filter(api_key_id=flt.api_key_id)
-    if flt.user_id is not None:
-        rows = rows.filter(user_id=flt.user_id)
-    if flt.workspace_id is not None:
-        rows = rows.filter(workspace_id=flt.workspace_id)
     group = ["day", "model", "provider_slug", "provider_name"]
     if flt.group_by_workspace:
         group.append("workspace_id")
-    grouped = (rows.annotate(day=TruncDate("created_at", tzinfo=dt_timezone.utc)).values(*group).order_by()
-               .annotate(usage_sum=Sum("usage"), byok_sum=Sum("total_cost", filter=Q(is_byok=True)),
-                         requests=Count("id"), prompt_tokens=Sum("tokens_prompt"),
-                         completion_tokens=Sum("tokens_completion"), reasoning_tokens=Sum("tokens_reasoning"),
-                         cached_tokens=Sum("tokens_cached")))
-    grouped = list(grouped)
+    grouped = totals(flt, tuple(group), first, last)
     endpoints = _endpoint_ids({(row["model"], row["provider_slug"]) for row in grouped})
     default_id = None
     if flt.group_by_workspace:
@@ -82,13 +131,13 @@ def activity(flt: ActivityFilter, today: date | None = None) -> list[dict]:
             "endpoint_id": endpoints.get((row["model"], row["provider_slug"]))
             or f"{row['provider_slug'] or 'unknown'}/{row['model']}",
             "provider_name": row["provider_name"] or row["provider_slug"] or "unknown",
-            "usage": row["usage_sum"] or Decimal(0),
-            "byok_usage_inference": row["byok_sum"] or Decimal(0),
+            "usage": row["usage"],
+            "byok_usage_inference": row["byok_usage"],
             "requests": row["requests"],
-            "prompt_tokens": row["prompt_tokens"] or 0,
-            "completion_tokens": row["completion_tokens"] or 0,
-            "reasoning_tokens": row["reasoning_tokens"] or 0,
-            "cached_tokens": row["cached_tokens"] or 0,
+            "prompt_tokens": row["prompt_tokens"],
+            "completion_tokens": row["completion_tokens"],
+            "reasoning_tokens": row["reasoning_tokens"],
+            "cached_tokens": row["cached_tokens"],
         }
         if flt.group_by_workspace:
             # Generations without a workspace (it was deleted, or predates workspaces) count for the Default.

@@ -5,6 +5,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 import dj_database_url
+from celery.schedules import crontab
 
 from .env import SettingsError, env, envbool, envdecimal, envfloat, envint, envlist
 
@@ -134,6 +135,17 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = "UTC"
+# Activity rollups (billing.rollups): every ROLLUP_INTERVAL_SECONDS, up to ROLLUP_LAG_SECONDS ago (generation
+# rows land a moment after their timestamp); yesterday is rebuilt whole once a night.
+ROLLUP_INTERVAL_SECONDS = envint("ROLLUP_INTERVAL_SECONDS", 60, minimum=1)
+ROLLUP_LAG_SECONDS = envint("ROLLUP_LAG_SECONDS", 60, minimum=0)
+CELERY_BEAT_SCHEDULE = {
+    "roll-up-activity": {"task": "billing.tasks.roll_up_activity", "schedule": float(ROLLUP_INTERVAL_SECONDS),
+                         # A run that waited longer than the interval is superseded by the next one.
+                         "options": {"expires": float(ROLLUP_INTERVAL_SECONDS)}},
+    "re-roll-yesterday": {"task": "billing.tasks.reroll_activity_day",
+                          "schedule": crontab(hour=0, minute=20)},
+}
 
 AUTH_USER_MODEL = "workspaces.User"
 AUTHENTICATION_BACKENDS = [
