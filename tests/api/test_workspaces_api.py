@@ -69,7 +69,8 @@ def test_it_creates_a_workspace(callers, org, owner, management_key):
 
 @pytest.mark.parametrize("field,value", [
     ("slug", "Team Search"), ("slug", "-team"), ("slug", "team--search"), ("slug", "team-"), ("slug", ""),
-    ("slug", "0f5d71ff-c58c-4f27-af87-a7f9c85c4b80"), ("slug", "production"), ("name", ""), ("default_provider_sort", "cheapest"),
+    ("slug", "0f5d71ff-c58c-4f27-af87-a7f9c85c4b80"), ("slug", "production"), ("name", ""),
+    ("default_provider_sort", "cheapest"),
     ("io_logging_sampling_rate", 0), ("io_logging_sampling_rate", 2), ("disabled_server_tools", ["web_search"]),
     ("io_logging_api_key_ids", ["abc"]), ("is_data_discount_logging_enabled", "sometimes"),
 ])
