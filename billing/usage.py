@@ -75,11 +75,39 @@ def limit_remaining(api_key, usage: dict) -> Decimal | None:
     return max(ZERO, api_key.limit - limit_spend(api_key, usage))
 
 
-def budget_chain(api_key) -> list[dict]:
+def budget_chain(api_key, now: datetime | None = None) -> list[dict]:
     """Every budget layer that admission checks for this key, in enforcement order, as KeyBudget dicts
     (`scope`, `limit_usd`, `spend_usd`, `remaining_usd`, `reset_interval`, `resets_at`, `include_byok`,
-    `guardrail_id`, `budget_id`). Not computed yet: `GET /key` reports an empty chain until it is."""
-    return []
+    `guardrail_id`, `budget_id`). Spend is the generations' in each layer's current UTC window, from the
+    database (requests still running are not in it). Management keys spend nothing: an empty chain."""
+    from .counters import spend_in_window
+    from .layers import chain_layers
+    from .windows import window
+
+    if api_key.is_management:
+        return []
+    now = now or timezone.now()
+    sums: dict = {}
+    chain = []
+    for layer in chain_layers(api_key):
+        win = window(layer.interval, now)
+        cache_key = (layer.subject, win.id)
+        if cache_key not in sums:
+            sums[cache_key] = spend_in_window(layer.subject, win)
+        credit, byok = sums[cache_key]
+        spend = credit + (byok if layer.include_byok else ZERO)
+        chain.append({
+            "scope": layer.scope,
+            "limit_usd": layer.limit,
+            "spend_usd": spend,
+            "remaining_usd": max(ZERO, layer.limit - spend),
+            "reset_interval": None if layer.interval == "lifetime" else layer.interval,
+            "resets_at": win.end,
+            "include_byok": layer.include_byok,
+            "guardrail_id": layer.guardrail_id,
+            "budget_id": layer.budget_id,
+        })
+    return chain
 
 
 def effective_budget(chain: list[dict]) -> dict | None:

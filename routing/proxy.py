@@ -15,6 +15,7 @@ import aiohttp
 import orjson
 from django.utils import timezone
 
+from billing import admission
 from billing.pricing import Usage, cost
 from django.conf import settings
 from workspaces import keys as key_format
@@ -214,6 +215,7 @@ class Completion:
         self.disconnected = False
         self.response_started = False
         self.market_cost = Decimal(0)
+        self.reservation = None  # budgets: billing.admission
 
     # -- entry point
     async def run(self):
@@ -223,6 +225,9 @@ class Completion:
             if not self.response_started:
                 await send_json(self.send, exc.status, error_body(exc.status, exc.message, exc.metadata,
                                                                   **exc.extra), exc.headers)
+        finally:
+            # --- budgets: a request that ends without settling (refused, failed, cancelled) frees its reservation
+            admission.release(self.state, self.reservation)
 
     async def _run(self):
         await self.state.refresh()
@@ -230,6 +235,12 @@ class Completion:
         raw = await read_body(self.scope, self.receive, self.config["MAX_REQUEST_BYTES"])
         self.body = parse_request(raw)
         plan = await self.plan()
+        # --- budgets: reserve the worst case on credits, key limit, workspace and guardrail budgets
+        try:
+            self.reservation = await admission.admit(self.state, self.ctx, self.body, plan.attempts)
+        except admission.Refused as exc:
+            raise ClientError(exc.status, exc.message, exc.metadata, exc.headers) from None
+        # ---
         if self.body.get("stream"):
             await self.stream(plan)
         else:
@@ -690,7 +701,8 @@ class Completion:
         charged = charge_for(total, self.is_byok)
         now = time.monotonic()
         body = self.body
-        self.state.recorder.record({
+        # --- budgets: charges the counters, then hands the record to the recorder
+        admission.settle(self.state, self.reservation, {
             "id": self.generation_id,
             "organization_id": self.ctx.organization_id,
             "workspace_id": self.ctx.workspace_id,

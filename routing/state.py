@@ -17,6 +17,7 @@ import aiohttp
 from django.conf import settings
 from django.db import close_old_connections
 
+from billing.admission import Ledger
 from billing.recorder import GenerationRecorder
 from openrouter_ws import configversion
 
@@ -99,6 +100,7 @@ class GatewayState:
         self.session: aiohttp.ClientSession | None = None
         self.readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-reader")
         self.recorder = GenerationRecorder()
+        self.ledger = Ledger(self)  # budgets, limits and credits: billing.admission
         self.version = object()
         self.keys: dict[str, object] = {}
         self.catalog: dict[str, list[EndpointInfo]] | None = None
@@ -116,6 +118,7 @@ class GatewayState:
             self.recorder.start()
 
     async def stop(self):
+        await self.ledger.flush()  # settlements in flight hand their records to the recorder
         await self.recorder.flush()
         if self.session is not None:
             await self.session.close()

@@ -79,8 +79,9 @@ def credits(org):
 
 
 @pytest.fixture
-def inference_key(org, workspace, member):
-    """(ApiKey, plaintext) in the Production workspace, created by the member."""
+def inference_key(org, workspace, member, credits):
+    """(ApiKey, plaintext) in the Production workspace, created by the member; the organization has the
+    `credits` fixture's $100, since admission refuses every request of an organization without credits."""
     from workspaces.services import create_api_key
 
     return create_api_key(organization=org, workspace=workspace, name="Member key", created_by=member)
