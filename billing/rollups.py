@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
 from .models import ActivityRollup, Generation, GenerationStatus, RollupWatermark
@@ -164,9 +164,12 @@ def _rebuild(day: date, organization_ids, upto: Mark) -> int:
 
 
 def _last_row_before(cutoff: datetime) -> Mark | None:
-    found = (Generation.objects.filter(created_at__lte=cutoff).order_by("-created_at", "-id")
-             .values_list("created_at", "id").first())
-    return Mark(*found) if found else None
+    # Two index lookups rather than one ORDER BY created_at, id (the index has no id to break ties with).
+    last = (Generation.objects.filter(created_at__lte=cutoff).order_by("-created_at")
+            .values_list("created_at", flat=True).first())
+    if last is None:
+        return None
+    return Mark(last, Generation.objects.filter(created_at=last).aggregate(last_id=Max("id"))["last_id"])
 
 
 def roll_up_activity(now: datetime | None = None, lag_seconds: float | None = None) -> int:
@@ -186,7 +189,7 @@ def roll_up_activity(now: datetime | None = None, lag_seconds: float | None = No
             row = _lock_watermark()
             mark = _mark_of(row)
             # Compared by the database, in its own collation of ids, as every other bound here is.
-            first = (Generation.objects.filter(mark.after(), target.upto()).order_by("created_at", "id")
+            first = (Generation.objects.filter(mark.after(), target.upto()).order_by("created_at")
                      .values_list("created_at", flat=True).first())
             if first is None:  # caught up (or another run got here first)
                 break
