@@ -60,3 +60,13 @@ def test_every_form_carries_a_csrf_token(login, org, admin, workspace):
 def test_pages_fit_small_screens(browser, db):
     page = browser.get("/accounts/login/").content.decode()
     assert 'name="viewport"' in page
+
+
+def test_refusals_render_in_the_layout_with_the_reason(login, org, member, outsider):
+    refused = login(member).get(f"/o/{org.slug}/invitations")
+    assert refused.status_code == 403
+    assert "Only organization admins can do this." in refused.content.decode()
+    assert 'data-testid="user-menu"' in refused.content.decode()
+    missing = login(outsider).get(f"/o/{org.slug}/")
+    assert missing.status_code == 404
+    assert "Not found" in missing.content.decode() and org.name not in missing.content.decode()
