@@ -119,3 +119,37 @@ def delete_workspace_budget(workspace, interval: str, *, by_user=None, by_key=No
            changes={"workspace_id": str(workspace.pk), "interval": interval})
     budget.delete()
     return True
+
+
+# --- the operator's ledger entries ------------------------------------------------------------------------
+
+OPERATOR_CREDIT_KINDS = (CreditKind.GRANT, CreditKind.REFUND, CreditKind.ADJUSTMENT)
+MAX_CREDIT_ENTRY = Decimal(10) ** 9
+
+
+@transaction.atomic
+def record_credit_entry(organization: Organization, kind: str, amount: Decimal, *, reason: str,
+                        by: User) -> CreditEntry:
+    """An operator's grant, refund or adjustment (negative to take credits back), with who and why, also in
+    the organization's audit log."""
+    from workspaces import audit
+    from workspaces.services import ServiceError
+
+    if kind not in OPERATOR_CREDIT_KINDS:
+        raise ServiceError(f"Choose one of {', '.join(OPERATOR_CREDIT_KINDS)}.", "kind")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ServiceError("Say why: the reason is kept in the ledger.", "reason")
+    if len(reason) > 500:
+        raise ServiceError("Keep the reason under 500 characters.", "reason")
+    if not amount.is_finite() or abs(amount) > MAX_CREDIT_ENTRY:
+        raise ServiceError(f"The amount must be at most {_usd(MAX_CREDIT_ENTRY)}.", "amount")
+    amount = amount.quantize(Decimal("1e-12"))
+    if amount == 0:
+        raise ServiceError("The amount must not be zero.", "amount")
+    if kind != CreditKind.ADJUSTMENT and amount < 0:
+        raise ServiceError("Grants and refunds add credits; use an adjustment to take credits back.", "amount")
+    entry = grant_credits(organization, amount, reason=reason, by=by, kind=kind)
+    audit.record(organization=organization, action="create", obj=entry, actor_user=by,
+                 changes={"kind": kind, "amount": str(amount), "reason": reason})
+    return entry

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/v1/", include("routing.urls")),
     path("api/v1/", include("billing.urls")),
     path("api/v1/", include("workspaces.api.urls")),
+    path("", include("billing.urls_dashboard")),
     path("", include("workspaces.urls")),
 ]
 
