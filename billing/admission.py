@@ -180,9 +180,9 @@ def _call(fn, *args):
 class Ledger:
     """Per process: the key policy cache, the counter store, and the settlements in flight."""
 
-    def __init__(self, state=None, *, store=None, inline: bool = False):
+    def __init__(self, state=None, *, store=None, run_sync=None):
         self.state = state
-        self.inline = inline  # tests: run database work on the calling thread
+        self._run_sync = run_sync  # tests: run database work on their own connection
         self.executor: ThreadPoolExecutor | None = None
         self.store = store
         self.policies: dict = {}
@@ -200,8 +200,8 @@ class Ledger:
         return self.store
 
     async def run_sync(self, fn, *args):
-        if self.inline:
-            return fn(*args)
+        if self._run_sync is not None:
+            return await self._run_sync(fn, *args)
         if self.executor is None:
             self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ledger")
         return await asyncio.get_running_loop().run_in_executor(self.executor, _call, fn, *args)
@@ -237,7 +237,7 @@ class Ledger:
 
     def _maybe_reclaim(self) -> None:
         # Redis reclaims inside every admission; rows are swept every half minute per process.
-        if not isinstance(self.get_store(), DatabaseCounters) or self.inline:
+        if not isinstance(self.get_store(), DatabaseCounters) or self._run_sync is not None:
             return
         if time.monotonic() - self._last_reclaim < DB_RECLAIM_EVERY:
             return

@@ -17,6 +17,7 @@ docs/budgets.md for the exact guarantee and its limits).
 """
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -34,6 +35,7 @@ REDIS_PREFIX = "ows:bc:"
 RESERVATION_PREFIX = "ows:br:"
 EXPIRY_SET = "ows:br-expiry"
 RECLAIM_BATCH = 50
+MIN_TTL_SECONDS = 86400
 
 
 def to_units(amount: Decimal) -> int:
@@ -377,12 +379,17 @@ class RedisCounters:
     def key(counter: Counter) -> str:
         return REDIS_PREFIX + counter.key
 
+    @staticmethod
+    def expiry(counter: Counter, now: datetime) -> int:
+        # Never in the past by the server's clock, whatever `now` the caller passed (a skewed clock, a test).
+        return max(counter_expiry(counter.window, now), int(time.time()) + MIN_TTL_SECONDS)
+
     async def seed(self, counters: list[Counter], now: datetime) -> None:
         counters = list({c.key: c for c in counters}.values())
         sums = await self.run_sync(_spend_many, counters)
         args = []
         for counter, (spend, spend_byok) in zip(counters, sums):
-            args += [to_units(spend), to_units(spend_byok), counter_expiry(counter.window, now)]
+            args += [to_units(spend), to_units(spend_byok), self.expiry(counter, now)]
         await self._seed(keys=[self.key(c) for c in counters], args=args)
 
     async def reserve(self, reservation_id: str, counters: list[Counter], checks: list[Check], amount: Decimal,
@@ -390,7 +397,7 @@ class RedisCounters:
         units, units_byok = to_units(amount), to_units(amount_byok)
         ttl = max(60, int((expires_at - now).total_seconds()) * 2 + 3600)
         args = [f"{now.timestamp():.3f}", reservation_id, f"{expires_at.timestamp():.3f}", ttl, units, units_byok,
-                RESERVATION_PREFIX, len(counters), *[counter_expiry(c.window, now) for c in counters], len(checks)]
+                RESERVATION_PREFIX, len(counters), *[self.expiry(c, now) for c in counters], len(checks)]
         for check in checks:
             args += [check.counter + 1, to_units(check.limit), "1" if check.include_byok else "0"]
         keys = [EXPIRY_SET, RESERVATION_PREFIX + reservation_id, *[self.key(c) for c in counters]]
@@ -416,7 +423,7 @@ class RedisCounters:
         rid = reservation_id or ""
         keys = [EXPIRY_SET, RESERVATION_PREFIX + rid, *[self.key(c) for c in counters]]
         args = [rid, to_units(amount), to_units(amount_byok), len(required),
-                *[counter_expiry(c.window, now) for c in counters]]
+                *[self.expiry(c, now) for c in counters]]
         for _ in range(3):
             result = await self._settle(keys=keys, args=args)
             if result[0] == b"ok":
