@@ -34,7 +34,11 @@ def test_it_describes_an_inference_key(org, workspace, credits, inference_key, m
     assert data["limit"] == 2 and data["limit_remaining"] == 1.5 and data["limit_reset"] == "daily"
     assert data["is_free_tier"] is False
     assert data["rate_limit"]["requests"] == -1
-    assert data["budgets"] == [] and data["effective_budget"] is None
+    # The key's own limit is the one budget layer here.
+    [layer] = data["budgets"]
+    assert (layer["scope"], layer["limit_usd"], layer["spend_usd"], layer["remaining_usd"]) == (
+        "key_limit", 2, 0.5, 1.5)
+    assert data["effective_budget"] == layer
     assert set(data["free_model_daily_requests"]) == {"limit", "used", "remaining"}
     assert data["allowed_data_regions"] == ["global"]
     assert_no_secrets(response, plaintext)
@@ -45,6 +49,7 @@ def test_it_describes_a_management_key(org, management_key):
     data = client_for(plaintext).get("/api/v1/key").json()["data"]
     assert data["is_management_key"] is True
     assert data["workspace_id"] is None
+    assert data["budgets"] == [] and data["effective_budget"] is None
     assert data["organization_id"] == str(org.pk)
     # No credits were ever granted to this organization.
     assert data["is_free_tier"] is True
@@ -59,5 +64,7 @@ def test_it_refuses_a_disabled_key(inference_key):
     assert "disabled" in response.json()["error"]["message"]
 
 
-def test_it_leaves_the_budget_chain_empty_for_now(inference_key):
+def test_it_has_no_budget_layers_for_a_key_without_limits(inference_key):
     assert budget_chain(inference_key[0]) == []
+    data = client_for(inference_key[1]).get("/api/v1/key").json()["data"]
+    assert data["budgets"] == [] and data["effective_budget"] is None
