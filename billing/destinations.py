@@ -423,6 +423,11 @@ def deliver(destination, generation, method: str, url: str, body: bytes, headers
                                     allow_redirects=False)
     except requests.Timeout:
         raise DestinationUnavailable(f"{_describe(destination, generation)}: timed out") from None
+    except (ValueError, UnicodeError) as exc:
+        # An URL or header HTTP cannot carry: retrying would fail the same way until the config changes.
+        logger.warning("%s cannot be sent (%s in its config); not retrying", _describe(destination, generation),
+                       type(exc).__name__)
+        return None
     except requests.RequestException as exc:
         raise DestinationUnavailable(f"{_describe(destination, generation)}: {type(exc).__name__}") from None
     status = response.status_code

@@ -236,3 +236,12 @@ def test_a_destination_of_another_workspace_gets_nothing(eager_celery, org, gene
 
     assert tasks.ship_generation.apply(args=[generation.id, str(elsewhere.id)]).get() is False
     assert receiver.requests == []
+
+
+def test_a_header_http_cannot_carry_is_given_up_not_retried(org, workspace, generation, receiver, caplog):
+    destination = create_destination(org, workspace, "webhook", {"url": receiver.url,
+                                                                 "headers": {"X-Note": "secret \u2026 value"}})
+    with caplog.at_level(logging.WARNING, logger="billing.destinations"):
+        assert send_to_destination(destination, generation) is False
+    assert receiver.requests == []
+    assert "secret" not in caplog.text and str(destination.id) in caplog.text
