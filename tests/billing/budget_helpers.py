@@ -152,3 +152,50 @@ def default_guardrail(workspace, limit, interval="daily"):
     current.limit_usd, current.reset_interval = Decimal(limit), interval
     current.save()
     return current
+
+
+def live_counter(subject: str, interval: str):
+    """A counter as the live server keeps it, in whichever store this run is configured with."""
+    from django.utils import timezone
+
+    from billing.counters import Counter
+    from billing.windows import window
+
+    counter = Counter(subject, window(interval, timezone.now()))
+    if not settings.REDIS_URL:
+        return DatabaseCounters().read(counter)
+
+    async def read():
+        store = RedisCounters(settings.REDIS_URL, inline_runner())
+        try:
+            return await store.read(counter)
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def outstanding_reservations(*subjects_and_intervals) -> Decimal:
+    """Everything still reserved on these counters (and, without Redis, every reservation row left)."""
+    from billing.models import BudgetReservation
+
+    total = Decimal(0)
+    for subject, interval in subjects_and_intervals:
+        values = live_counter(subject, interval) or {}
+        total += values.get("reserved", 0) + values.get("reserved_byok", 0)
+    if not settings.REDIS_URL:
+        total += BudgetReservation.objects.count()
+    return total
+
+
+def wait_until(predicate, timeout: float = 15.0, what: str = "condition"):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached after {timeout}s")
+        time.sleep(0.05)
