@@ -18,6 +18,14 @@
     return value.toLocaleString();
   }
 
+  // Axis labels: three significant digits are enough ($0.06, not $0.060000).
+  function formatTick(metric, value) {
+    if (metric === "usage") {
+      return "$" + (value === 0 ? "0" : String(Number(value.toPrecision(3))));
+    }
+    return value.toLocaleString();
+  }
+
   function shortDay(iso) {
     var parts = iso.split("-");
     return parts[1] + "-" + parts[2];
@@ -42,11 +50,13 @@
 
   function barChart(canvas, labels, values, metric, horizontal) {
     var accent = cssVar("--accent", "#4f46e5");
+    // Read by the callbacks, which already run while the chart is being built.
+    var state = { metric: metric };
     var valueAxis = horizontal ? "x" : "y";
     var scales = {};
     scales[valueAxis] = {
       beginAtZero: true,
-      ticks: { callback: function (v) { return format(chart.metric, Number(v)); }, maxTicksLimit: 6 }
+      ticks: { callback: function (v) { return formatTick(state.metric, Number(v)); }, maxTicksLimit: 6 }
     };
     scales[horizontal ? "y" : "x"] = { grid: { display: false }, ticks: { autoSkip: true, maxRotation: 0 } };
     var chart = new window.Chart(canvas, {
@@ -60,13 +70,13 @@
         animation: false,
         plugins: {
           legend: { display: false },
-          tooltip: { callbacks: { label: function (item) { return format(chart.metric, item.parsed[valueAxis]); } } }
+          tooltip: { callbacks: { label: function (item) { return format(state.metric, item.parsed[valueAxis]); } } }
         },
         scales: scales
       },
       plugins: [emptyNote]
     });
-    chart.metric = metric;
+    chart.state = state;
     canvas.dataset.drawn = "true";
     return chart;
   }
@@ -114,7 +124,7 @@
         b.classList.toggle("button-secondary", !on);
       });
       charts.forEach(function (part) {
-        part.chart.metric = chosen;
+        part.chart.state.metric = chosen;
         part.chart.data.datasets[0].data = part.values(chosen);
         part.chart.data.datasets[0].label = LABELS[chosen];
         part.chart.update();
