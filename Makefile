@@ -8,6 +8,7 @@ DEMO_PASSWORD ?= demo-password
 MOCK_PORT ?= 9101
 PORT ?= 8000
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: run test install migrate demo bench clean
 
@@ -45,7 +46,7 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf var/test var/test-logs
