@@ -220,3 +220,8 @@ def test_it_does_not_offer_another_organizations_keys_as_filters(login, org, adm
     elsewhere = Organization.objects.get(owner=outsider)
     foreign = create_api_key(organization=elsewhere, name="Foreign", created_by=outsider)[0]
     assert login(admin).get(f"{org_url(org)}?key={foreign.hash}").status_code == 400
+
+
+def test_it_links_the_organization_activity_for_admins_only(login, org, admin, member):
+    assert f'href="{org_url(org)}">Activity</a>' in login(admin).get(f"/o/{org.slug}/").content.decode()
+    assert f'href="{org_url(org)}">Activity</a>' not in login(member).get(f"/o/{org.slug}/").content.decode()

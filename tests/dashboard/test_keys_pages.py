@@ -296,3 +296,8 @@ def test_it_disables_enables_and_deletes_management_keys(login, org, admin, mgmt
 def test_it_does_not_reach_inference_keys_through_the_management_pages(login, org, admin, member_key):
     assert login(admin).post(mgmt_url(org, f"/{member_key.hash}/delete")).status_code == 404
     assert ApiKey.objects.filter(pk=member_key.pk).exists()
+
+
+def test_it_links_management_keys_for_admins_only(login, org, admin, member):
+    assert f'href="{mgmt_url(org)}">Management keys</a>' in login(admin).get(f"/o/{org.slug}/").content.decode()
+    assert "Management keys</a>" not in login(member).get(f"/o/{org.slug}/").content.decode()
