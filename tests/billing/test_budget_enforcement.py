@@ -49,7 +49,8 @@ def test_a_spent_key_limit_gets_402(stack, inference_key):
     make_generation(key, usage="0.001")
     body = refused_without_upstream(stack, plaintext, 402)
     assert body["error"]["metadata"] == {"error_type": "payment_required"}
-    assert body["error"]["message"].startswith("Key limit exceeded: this key's weekly limit is $0.001 and $0.00 remains")
+    assert body["error"]["message"].startswith(
+        "Key limit exceeded: this key's weekly limit is $0.001 and $0.00 remains")
 
 
 def test_an_exceeded_workspace_budget_gets_403_naming_the_broadest_interval(stack, org, inference_key, workspace):
