@@ -351,7 +351,7 @@ def update_guardrail(*, actor, guardrail: Guardrail, data: dict) -> Guardrail:
     """Change only the fields given. A workspace's default guardrail is materialized by its first update."""
     if guardrail.is_workspace_default and guardrail._state.adding:
         guardrail = get_or_materialize_default_guardrail(guardrail.workspace)
-    guardrail = Guardrail.objects.select_for_update().select_related("workspace").get(pk=guardrail.pk)
+    guardrail = Guardrail.objects.select_for_update().get(pk=guardrail.pk)
     data = _clean_guardrail_data(data)
     _check_limit_pair(data.get("limit_usd", guardrail.limit_usd), data.get("reset_interval", guardrail.reset_interval))
     changes = _changes(guardrail, data, GUARDRAIL_FIELDS)
