@@ -23,8 +23,15 @@ def save(client, slug="terse", body=None, path="chat/completions", **query):
     return client.post(f"/api/v1/presets/{slug}/{path}{suffix}", body or CHAT, format="json")
 
 
-def test_anonymous_callers_get_401(client, org):
-    assert client.get("/api/v1/presets").status_code == 401
+def test_anonymous_callers_get_401(client, api, org):
+    save(api)
+    for path in ("/api/v1/presets", "/api/v1/presets/terse", "/api/v1/presets/terse/versions",
+                 "/api/v1/presets/terse/versions/1"):
+        assert client.get(path).status_code == 401, path
+    for path in ("messages", "responses"):
+        assert save(client_for(None), "terse", {"model": "x/y"}, path=path).status_code == 401
+    assert Preset.objects.get().designated_version.version == 1
+    Preset.objects.all().delete()
     response = save(client_for(None))
     assert response.status_code == 401 and response.json()["error"]["code"] == 401
     assert not Preset.objects.exists()
