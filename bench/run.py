@@ -382,17 +382,26 @@ def run_wrk(target: Target, body: dict, conns: int, seconds: int, check: bool,
         cpu = meter.stop() if meter else {}
         out.seek(0)
         text = out.read().decode(errors="replace")
-    match = re.search(r"^BENCH_RESULT (.*)$", text, re.M)
-    if proc.returncode != 0 or not match:
+    result = parse_wrk(text, conns) if proc.returncode == 0 else None
+    if result is None:
         raise SystemExit(f"wrk failed (exit {proc.returncode}):\n{text[-3000:]}")
+    cpu["wrk_cpu"] = 100 * (rusage.ru_utime + rusage.ru_stime) / result.seconds if result.seconds else 0.0
+    result.cpu = cpu
+    return result
+
+
+def parse_wrk(text: str, conns: int) -> WrkResult | None:
+    """The summary line post.lua prints (latencies in microseconds there, milliseconds here)."""
+    match = re.search(r"^BENCH_RESULT (.*)$", text, re.M)
+    if not match:
+        return None
     values = {k: int(v) for k, v in (item.split("=") for item in match.group(1).split())}
-    cpu["wrk_cpu"] = 100 * (rusage.ru_utime + rusage.ru_stime) / (values["duration_us"] / 1e6)
     return WrkResult(
         requests=values["requests"], seconds=values["duration_us"] / 1e6,
         errors={k: values[k] for k in ("connect", "read", "write", "status", "timeout")},
         complete=values["complete"], truncated=values["truncated"], inband=values["inband"],
         p50=values["p50"] / 1000, p90=values["p90"] / 1000, p99=values["p99"] / 1000, max=values["max"] / 1000,
-        checked=bool(values["checked"]), conns=conns, cpu=cpu,
+        checked=bool(values["checked"]), conns=conns,
     )
 
 
