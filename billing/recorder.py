@@ -13,11 +13,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 MAX_BATCH = 500
+
+
+def _connection_usable() -> bool:
+    if connection.connection is None:
+        return True  # connects on first use
+    return not (connection.errors_occurred or connection.needs_rollback)
 
 
 def write_batch(batch: list[dict], touch_keys: list) -> None:
@@ -26,7 +32,10 @@ def write_batch(batch: list[dict], touch_keys: list) -> None:
     from .models import Generation
     from .tasks import enqueue_broadcasts
 
-    close_old_connections()
+    # One long-lived connection on this dedicated thread (reconnecting only when it broke): opening one per
+    # batch costs more than the insert.
+    if not _connection_usable():
+        connection.close()
     to_broadcast = [fields["id"] for fields in batch if fields.get("broadcast")]
     rows = [Generation(**{k: v for k, v in fields.items() if k != "broadcast"}) for fields in batch]
     try:
@@ -72,6 +81,7 @@ class GenerationRecorder:
         self._last_touch: dict = {}
         self._pending = 0
         self._idle: asyncio.Event | None = None
+        self.linger = settings.GATEWAY.get("RECORDER_LINGER_SECONDS", 0.02)
 
     def start(self):
         if self.task is None:
@@ -102,6 +112,9 @@ class GenerationRecorder:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self.queue.get()]
+            if self.linger and self.queue.qsize() < MAX_BATCH:
+                # Let a few more records join this write: under load, many share one round-trip.
+                await asyncio.sleep(self.linger)
             while len(batch) < MAX_BATCH and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             touch = self._keys_to_touch(batch)
@@ -114,6 +127,7 @@ class GenerationRecorder:
                     raise
                 except Exception:
                     logger.exception("writing %d generation records failed; retrying in %.2fs", len(batch), delay)
+                    await loop.run_in_executor(self.executor, connection.close)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
             self._pending -= len(batch)
