@@ -24,8 +24,9 @@ migrate: $(STAMP)
 	$(PY) manage.py migrate --noinput
 
 demo: migrate
-	$(PY) manage.py load_catalog routing/catalogs/demo.json
 	@mkdir -p var
+	@sed 's#127.0.0.1:9101#127.0.0.1:$(MOCK_PORT)#g' routing/catalogs/demo.json > var/demo-catalog.json
+	$(PY) manage.py load_catalog var/demo-catalog.json
 	@$(PY) manage.py bootstrap --org "Demo Org" --email $(DEMO_EMAIL) --password $(DEMO_PASSWORD) \
 		--credits 100 --inference-key > var/bootstrap.txt
 	@echo
@@ -38,8 +39,17 @@ demo: migrate
 	@echo
 
 run: demo
+	@$(PY) -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', $(MOCK_PORT)))" 2>/dev/null || \
+	  { echo "Port $(MOCK_PORT) is in use: stop what holds it, or run make run MOCK_PORT=<free port>"; exit 1; }
 	@$(PY) manage.py mockprovider --port $(MOCK_PORT) & mock=$$!; \
 	trap 'kill $$mock 2>/dev/null' EXIT INT TERM; \
+	for i in $$(seq 50); do \
+	  if ! kill -0 $$mock 2>/dev/null; then \
+	    echo "The mock provider could not start on port $(MOCK_PORT) (in use?). Try: make run MOCK_PORT=9102"; exit 1; \
+	  fi; \
+	  $(PY) -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$(MOCK_PORT)/health', timeout=1)" \
+	    2>/dev/null && break; sleep 0.2; \
+	done; \
 	$(PY) manage.py serve --port $(PORT)
 
 test: $(STAMP)
