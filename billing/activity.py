@@ -73,6 +73,9 @@ def _rolled(flt: ActivityFilter, group: tuple, first: date, last: date) -> list[
 def _tail(flt: ActivityFilter, group: tuple, first: date, last: date, mark) -> list[dict]:
     start = rollups.day_bounds(first)[0]
     end = rollups.day_bounds(last)[1]
+    if not mark.is_start and mark.created_at > start:
+        # One lower bound for the index range: the planner would otherwise scan from `start`.
+        start = mark.created_at
     rows = _filtered(Generation.objects.filter(organization=flt.organization, created_at__gte=start,
                                                created_at__lt=end), flt).filter(mark.after())
     if "day" in group:
