@@ -246,7 +246,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["workspaces.api.authentication.ManagementKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["workspaces.api.permissions.IsManagementKey"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["workspaces.api.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "workspaces.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,

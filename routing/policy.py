@@ -3,6 +3,8 @@ account's privacy settings, content filters, BYOK credentials and presets. Loade
 
 import logging
 import re
+
+import regex
 from dataclasses import dataclass, field
 
 from .router import ByokCredential, Policy
@@ -20,9 +22,13 @@ BUILTIN_PATTERNS = {
 }
 
 
+# A content filter that takes longer than this on one text blocks the request instead of stalling the server.
+FILTER_TIMEOUT_SECONDS = 0.05
+
+
 @dataclass(frozen=True)
 class ContentFilter:
-    regex: re.Pattern
+    regex: regex.Pattern
     action: str  # block | redact | flag
     label: str
 
@@ -99,14 +105,14 @@ def content_filters(guardrails) -> list[ContentFilter]:
     for guardrail in guardrails:
         for item in guardrail.content_filters or []:
             try:
-                filters.append(ContentFilter(re.compile(item["pattern"]), item.get("action", "block"),
+                filters.append(ContentFilter(regex.compile(item["pattern"]), item.get("action", "block"),
                                              item.get("label") or item["pattern"][:100]))
-            except (re.error, KeyError, TypeError):
+            except (regex.error, KeyError, TypeError):
                 logger.warning("guardrail %s has an unusable content filter; skipped", guardrail.id)
         for item in guardrail.content_filter_builtins or []:
             pattern = BUILTIN_PATTERNS.get(item.get("slug"))
             if pattern:
-                filters.append(ContentFilter(re.compile(pattern), item.get("action", "block"),
+                filters.append(ContentFilter(regex.compile(pattern), item.get("action", "block"),
                                              item.get("label") or item["slug"]))
     return filters
 
@@ -213,25 +219,32 @@ def run_filters(body: dict, filters: list[ContentFilter]) -> tuple[list[str], bo
     """(labels of blocking matches, whether anything was redacted); redacts in place."""
     blocked, redacted = [], False
     for message in body.get("messages") or []:
-        if message.get("role") not in ("user", "system", "developer", "tool"):
+        if message.get("role") not in ("user", "system", "developer", "tool", "assistant"):
             continue
         for f in filters:
             for text in message_texts(message):
-                if not f.regex.search(text):
+                try:
+                    if not f.regex.search(text, timeout=FILTER_TIMEOUT_SECONDS):
+                        continue
+                except TimeoutError:
+                    blocked.append(f"{f.label} (too slow to check)")
                     continue
                 if f.action == "block":
                     blocked.append(f.label)
                 elif f.action == "redact":
                     redacted = True
-                    _redact(message, f.regex)
+                    try:
+                        _redact(message, f.regex)
+                    except TimeoutError:
+                        blocked.append(f"{f.label} (too slow to check)")
     return sorted(set(blocked)), redacted
 
 
-def _redact(message: dict, regex: re.Pattern) -> None:
+def _redact(message: dict, pattern: regex.Pattern) -> None:
     content = message.get("content")
     if isinstance(content, str):
-        message["content"] = regex.sub("[REDACTED]", content)
+        message["content"] = pattern.sub("[REDACTED]", content, timeout=FILTER_TIMEOUT_SECONDS)
     elif isinstance(content, list):
         for part in content:
             if isinstance(part, dict) and isinstance(part.get("text"), str):
-                part["text"] = regex.sub("[REDACTED]", part["text"])
+                part["text"] = pattern.sub("[REDACTED]", part["text"], timeout=FILTER_TIMEOUT_SECONDS)

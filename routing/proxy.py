@@ -215,6 +215,7 @@ class Completion:
         self.disconnected = False
         self.response_started = False
         self.market_cost = Decimal(0)
+        self.settled: Decimal | None = None
         self.reservation = None  # budgets: billing.admission
 
     # -- entry point
@@ -225,6 +226,19 @@ class Completion:
             if not self.response_started:
                 await send_json(self.send, exc.status, error_body(exc.status, exc.message, exc.metadata,
                                                                   **exc.extra), exc.headers)
+        except asyncio.CancelledError:
+            self.settle(status="cancelled")
+            raise
+        except Exception:
+            # A defect of ours: still exactly one record for what reached an upstream, and a clean ending.
+            logger.exception("chat completion failed")
+            failure = ClientError(500, "Internal server error.", {"error_type": "server"})
+            charged = self.settle(status="error", error=failure)
+            if self.response_started:
+                await self.send_error_chunk(500, failure.message, failure.metadata, charged)
+                await self.finish_sse()
+            else:
+                await send_json(self.send, 500, error_body(500, failure.message, failure.metadata))
         finally:
             # --- budgets: a request that ends without settling (refused, failed, cancelled) frees its reservation
             admission.release(self.state, self.reservation)
@@ -361,7 +375,13 @@ class Completion:
     async def open(self, attempt: router.Attempt, stream: bool) -> aiohttp.ClientResponse:
         """Send the request; return the response once its headers say success, else raise UpstreamError."""
         ep = attempt.endpoint
-        url, headers, data = self.build(attempt, stream)
+        try:
+            url, headers, data = self.build(attempt, stream)
+        except (TypeError, AttributeError, ValueError, KeyError) as exc:
+            # A field whose shape this provider's format cannot carry: skip the endpoint, say which problem.
+            raise UpstreamError(400, f"The request cannot be sent to {ep.provider_name}: a field has the wrong "
+                                f"shape for its API format ({type(exc).__name__}).", retryable=True,
+                                error_type="invalid_request") from None
         read_timeout = self.config["UPSTREAM_READ_TIMEOUT"]
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.config["UPSTREAM_CONNECT_TIMEOUT"],
                                         sock_read=read_timeout)
@@ -406,7 +426,7 @@ class Completion:
             metadata["error_type"] = "rate_limit_exceeded"
             if last.retry_after:
                 headers.append((b"retry-after", last.retry_after.encode()))
-        elif not last.retryable:
+        elif not last.retryable or last.error_type == "invalid_request":
             status, message = last.status, last.message
         elif last.status in (504, 408):
             status, message = 504, last.message
@@ -686,6 +706,9 @@ class Completion:
         """Hand the one generation record of this request to the recorder; return what it cost."""
         if not self.attempts_log:
             return Decimal(0)  # nothing reached an upstream
+        if self.settled is not None:
+            return self.settled  # exactly one record per request
+        self.settled = Decimal(0)
         ep = self.endpoint
         estimated = False
         if ep is not None and not self.usage:
@@ -742,6 +765,7 @@ class Completion:
             "user_agent": (header(self.scope, b"user-agent") or "")[:500] or None,
             "broadcast": self.ctx.broadcast,
         })
+        self.settled = charged
         return charged
 
 

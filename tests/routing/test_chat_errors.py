@@ -87,3 +87,37 @@ def test_no_secret_appears_in_an_error_body(stack, inference_key):
     response = post_chat(stack, inference_key[1], {"model": "nobody/nothing", "messages": HELLO})
     secret_part = inference_key[1][len("sk-ows-v1-") + 16:]
     assert secret_part not in response.text and inference_key[0].digest not in response.text
+
+
+@pytest.mark.parametrize("extra", [
+    {"stop": 5},
+    {"tools": [{"type": "function", "function": "x"}]},
+    {"tool_choice": {"type": "function", "function": "f"}},
+    {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": 5}]}]},
+    {"messages": [{"role": "assistant", "content": "x", "tool_calls": ["x"]}, {"role": "user", "content": "y"}]},
+])
+def test_a_field_the_provider_format_cannot_carry_is_a_400_not_a_500(stack, inference_key, extra):
+    body = {"model": "test/claude", "messages": HELLO, **extra}
+    response = post_chat(stack, inference_key[1], body)
+    # Parameters the endpoint does not list are dropped (200); the others must be refused cleanly.
+    if response.status_code != 200:
+        assert_error(response, 400)
+
+
+def test_a_translation_failure_after_an_upstream_was_reached_still_leaves_one_record(stack, inference_key):
+    from tests.routing.helpers import wait_for_generations
+
+    body = {"model": "test/down", "models": ["test/claude"], "messages": HELLO,
+            "tools": [{"type": "function", "function": "x"}]}
+    response = post_chat(stack, inference_key[1], body)
+    assert response.status_code == 400
+    (generation,) = wait_for_generations(1, api_key_id=inference_key[0].id)
+    assert generation.status == "error" and generation.provider_responses[0]["status"] == 503
+
+
+def test_deeply_nested_json_is_refused_everywhere(stack, inference_key, management_key):
+    deep = b'{"a":' * 3000 + b"1" + b"}" * 3000
+    for path, key in (("chat/completions", inference_key[1]), ("workspaces", management_key[1])):
+        response = requests.post(f"{stack.api}/{path}", data=deep, timeout=10,
+                                 headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        assert_error(response, 400)

@@ -120,3 +120,14 @@ def test_moving_a_key_to_another_workspace_applies_on_the_next_request(client, i
     api_key.save()
     completion = client.chat.completions.create(model="test/chat", messages=HELLO)
     assert wait_for_generation(completion.id).workspace_id == org.default_workspace.id
+
+
+def test_a_catastrophic_content_filter_blocks_quickly_instead_of_stalling(stack, inference_key):
+    import time
+
+    assign_key_guardrail(inference_key[0], content_filters=[{"pattern": "(a|aa)*b", "action": "block"}])
+    started = time.monotonic()
+    response = post_chat(stack, inference_key[1], {"model": "test/chat", "messages": [
+        {"role": "user", "content": "a" * 5000 + "c"}]})
+    assert time.monotonic() - started < 5
+    assert response.status_code in (200, 403)
