@@ -16,8 +16,7 @@ import orjson
 from django.utils import timezone
 
 from billing import admission
-from billing.pricing import Usage, cost
-from django.conf import settings
+from billing.pricing import Usage, charge_for, cost
 from workspaces import keys as key_format
 
 from . import policy as workspace_policy
@@ -57,13 +56,6 @@ async def send_json(send, status: int, body: bytes, headers=()) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *headers]})
     await send({"type": "http.response.body", "body": body})
-
-
-def charge_for(market_cost: Decimal, is_byok: bool) -> Decimal:
-    """What the organization's credits pay: the market price, or the BYOK fee on it."""
-    if not is_byok:
-        return market_cost
-    return market_cost * settings.GATEWAY["BYOK_FEE_PERCENT"] / 100
 
 
 def new_generation_id() -> str:
