@@ -121,4 +121,26 @@ def stack(live_stack, transactional_db):
     """The live stack with a fresh test catalog pointed at the mock provider."""
     live_stack.load_test_catalog()
     requests.delete(f"{live_stack.mock_url}/_mock/requests", timeout=5)
-    return live_stack
+    yield live_stack
+    _wait_for_server_writes()
+
+
+def _wait_for_server_writes(timeout: float = 5.0) -> None:
+    """Let the servers finish writing (generation records, counters) before the database is flushed: on
+    PostgreSQL the flush's TRUNCATE would otherwise deadlock with a server's transaction."""
+    import time
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        time.sleep(0.05)
+        return
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while time.monotonic() < deadline and quiet < 3:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')")
+            busy = cursor.fetchone()[0]
+        quiet = quiet + 1 if busy == 0 else 0
+        time.sleep(0.05)
