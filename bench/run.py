@@ -56,7 +56,6 @@ MODEL_SLUG = "bench/chat"
 UPSTREAM_MODEL = "mock-chat"
 SLOW_DIRECTIVE = "[[mock chunk_delay_ms=50,words=20]]"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-MIN_SEQUENTIAL = 100
 
 
 @dataclass(frozen=True)
@@ -67,13 +66,14 @@ class Profile:
     latency: float         # seconds of sequential requests per low-load measurement
     latency_max: int       # at most this many sequential requests per measurement
     slow: int              # seconds the 500 slow streams are held
+    latency_min: int = 100  # measured sequential requests even past `latency` (a slow target still gets a p99)
     conns: int = 64
     slow_conns: int = 500
 
 
 PROFILES = {
     "full": Profile(warmup=3, portkey_warmup=8, rps=15, latency=5, latency_max=3000, slow=20),
-    "quick": Profile(warmup=1, portkey_warmup=2, rps=3, latency=1.5, latency_max=1000, slow=5),
+    "quick": Profile(warmup=1, portkey_warmup=2, rps=3, latency=1.5, latency_max=1000, slow=5, latency_min=50),
 }
 
 
@@ -424,7 +424,7 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
 
 
-async def _sequential(target: Target, body: dict, seconds: float, limit: int) -> LatencyResult:
+async def _sequential(target: Target, body: dict, seconds: float, limit: int, minimum: int) -> LatencyResult:
     data = json.dumps(body).encode()
     stream = bool(body.get("stream"))
     totals, ttfbs, errors, unmeasured_ok = [], [], 0, 0
@@ -435,7 +435,7 @@ async def _sequential(target: Target, body: dict, seconds: float, limit: int) ->
         warm = 5  # the first requests open the connection and fill caches: not measured
         while len(totals) < limit:
             now = time.perf_counter()
-            if now > hard_deadline or (now > deadline and len(totals) >= MIN_SEQUENTIAL):
+            if now > hard_deadline or (now > deadline and len(totals) >= minimum):
                 break
             started = time.perf_counter()
             try:
@@ -464,8 +464,8 @@ async def _sequential(target: Target, body: dict, seconds: float, limit: int) ->
                          unmeasured_ok=unmeasured_ok)
 
 
-def sequential(target: Target, body: dict, seconds: float, limit: int) -> LatencyResult:
-    return asyncio.run(_sequential(target, body, seconds, limit))
+def sequential(target: Target, body: dict, profile: Profile) -> LatencyResult:
+    return asyncio.run(_sequential(target, body, profile.latency, profile.latency_max, profile.latency_min))
 
 
 # --- one target ----------------------------------------------------------------------------------------
@@ -509,7 +509,7 @@ def measure(target: Target, profile: Profile, mock_proc: subprocess.Popen) -> Ta
     log(f"[{target.key}] short non-streaming, {profile.conns} connections: {results.rps.rate:,.0f} req/s, "
         f"p50 {results.rps.p50:.2f} ms, p99 {results.rps.p99:.2f} ms, {results.rps.failures} errors")
 
-    results.latency = sequential(target, short, profile.latency, profile.latency_max)
+    results.latency = sequential(target, short, profile)
     results.count(results.latency)
     log(f"[{target.key}] low load (1 connection, sequential): p50 {results.latency.p50:.3f} ms, "
         f"p99 {results.latency.p99:.3f} ms over {results.latency.count} requests")
@@ -519,7 +519,7 @@ def measure(target: Target, profile: Profile, mock_proc: subprocess.Popen) -> Ta
     log(f"[{target.key}] short streams, {profile.conns} connections: {results.streams.rate:,.0f} streams/s, "
         f"p50 {results.streams.p50:.2f} ms, p99 {results.streams.p99:.2f} ms, {results.streams.failures} errors")
 
-    results.stream_latency = sequential(target, stream, profile.latency, profile.latency_max)
+    results.stream_latency = sequential(target, stream, profile)
     results.count(results.stream_latency)
     log(f"[{target.key}] short stream at low load: first byte p50 {results.stream_latency.ttfb_p50:.3f} ms, "
         f"total p50 {results.stream_latency.p50:.3f} ms")
