@@ -173,8 +173,16 @@ def unavailable() -> Refused:
 # --- the ledger ------------------------------------------------------------------------------------------
 
 def _call(fn, *args):
-    close_old_connections()
-    return fn(*args)
+    # The ledger's threads keep their connections (opening one per call cost more than the work); a
+    # connection that failed is dropped and the next call opens a new one.
+    try:
+        return fn(*args)
+    except DatabaseError:
+        close_old_connections()
+        from django.db import connection
+
+        connection.close()
+        raise
 
 
 class Ledger:
