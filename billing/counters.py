@@ -368,7 +368,9 @@ class RedisCounters:
     def __init__(self, url: str, run_sync, *, timeout: float = 2.0):
         import redis.asyncio
 
-        self.client = redis.asyncio.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        from openrouter_ws.configversion import async_client
+
+        self.client = async_client(url, timeout)
         self.run_sync = run_sync
         self._admit = self.client.register_script(ADMIT)
         self._seed = self.client.register_script(SEED)

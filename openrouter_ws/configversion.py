@@ -50,7 +50,7 @@ async def current():
         if _async_client is None:
             import redis.asyncio
 
-            _async_client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+            _async_client = async_client(settings.REDIS_URL)
         return await _async_client.get(REDIS_KEY)
     return _file_version()
 
@@ -64,3 +64,13 @@ def current_sync():
             _sync_client = redis.Redis.from_url(settings.REDIS_URL)
         return _sync_client.get(REDIS_KEY)
     return _file_version()
+
+
+def async_client(url: str, timeout: float = 5.0):
+    """An asyncio Redis client whose pool makes callers wait for a free connection instead of failing with
+    'Too many connections' when hundreds of requests are in flight."""
+    import redis.asyncio
+
+    pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=64, timeout=timeout,
+                                                         socket_timeout=timeout, socket_connect_timeout=timeout)
+    return redis.asyncio.Redis(connection_pool=pool)
