@@ -366,8 +366,6 @@ class RedisCounters:
     seeded from the database first (`run_sync` runs the query off the event loop)."""
 
     def __init__(self, url: str, run_sync, *, timeout: float = 2.0):
-        import redis.asyncio
-
         from openrouter_ws.configversion import async_client
 
         self.client = async_client(url, timeout)

@@ -48,8 +48,6 @@ async def current():
     global _async_client
     if settings.REDIS_URL:
         if _async_client is None:
-            import redis.asyncio
-
             _async_client = async_client(settings.REDIS_URL)
         return await _async_client.get(REDIS_KEY)
     return _file_version()
