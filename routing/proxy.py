@@ -58,6 +58,17 @@ async def send_json(send, status: int, body: bytes, headers=()) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+MAX_TRACE_BYTES = 8192
+
+
+def trace_of(body: dict) -> dict | None:
+    """The request's `trace` object for observability destinations, if it is one and not too large."""
+    trace = body.get("trace")
+    if not isinstance(trace, dict) or len(orjson.dumps(trace)) > MAX_TRACE_BYTES:
+        return None
+    return trace
+
+
 def new_generation_id() -> str:
     return f"gen-{int(time.time())}-{secrets.token_urlsafe(15)}"
 
@@ -755,6 +766,7 @@ class Completion:
             "http_referer": (header(self.scope, b"http-referer") or header(self.scope, b"referer") or None),
             "app_title": header(self.scope, b"x-openrouter-title") or header(self.scope, b"x-title"),
             "user_agent": (header(self.scope, b"user-agent") or "")[:500] or None,
+            "trace": trace_of(body),
             "broadcast": self.ctx.broadcast,
         })
         self.settled = charged

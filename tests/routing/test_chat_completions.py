@@ -165,3 +165,9 @@ def test_it_sends_keepalive_comments_while_the_upstream_is_slow(stack, inference
     lines = sse_events(post_chat(stack, inference_key[1], body, stream=True))
     assert ": OPENROUTER PROCESSING" in lines
     assert lines[-1] == "data: [DONE]"
+
+
+def test_the_trace_object_is_kept_for_observability(client):
+    trace = {"trace_id": "t-1", "span_name": "answer", "customer": "acme"}
+    completion = client.chat.completions.create(model="test/chat", messages=HELLO, extra_body={"trace": trace})
+    assert wait_for_generation(completion.id).trace == trace
