@@ -16,6 +16,7 @@ import orjson
 from django.utils import timezone
 
 from billing import admission
+from billing.admission import prompt_chars
 from billing.pricing import Usage, charge_for, cost
 from workspaces import keys as key_format
 
@@ -175,17 +176,6 @@ def upstream_payload(body: dict, endpoint: router.EndpointInfo, require_paramete
 
 def estimate_tokens(text_len: int) -> int:
     return max(1, (text_len + 3) // 4)
-
-
-def prompt_chars(messages: list) -> int:
-    total = 0
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, str):
-            total += len(content)
-        elif isinstance(content, list):
-            total += sum(len(p.get("text", "")) for p in content if isinstance(p, dict))
-    return total
 
 
 # --- the handler ------------------------------------------------------------------------------------------
