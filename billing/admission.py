@@ -185,6 +185,46 @@ def _call(fn, *args):
         raise
 
 
+class GroupCommit:
+    """The database store's steps, written by one thread: steps that arrive while a transaction runs wait
+    and go together in the next one. At low load each step is written at once; under load many requests
+    share one transaction, and the process never has two writers contending for the database's lock."""
+
+    def __init__(self, store, executor):
+        self.store = store
+        self.executor = executor
+        self.waiting: list[tuple[tuple, asyncio.Future]] = []
+        self.writing = False
+
+    async def submit(self, kind: str, *args):
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.append(((kind, args), future))
+        if not self.writing:
+            self.writing = True
+            asyncio.get_running_loop().create_task(self._write())
+        return await future
+
+    async def _write(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self.waiting:
+                batch = self.waiting[:self.store.MAX_STEPS]
+                del self.waiting[:len(batch)]
+                try:
+                    results = await loop.run_in_executor(self.executor, _call, self.store.run,
+                                                         [step for step, _ in batch])
+                except Exception as exc:  # every step of the transaction failed with it
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for (_, future), result in zip(batch, results):
+                        if not future.done():
+                            future.set_result(result)
+        finally:
+            self.writing = False
+
+
 class Ledger:
     """Per process: the key policy cache, the counter store, and the settlements in flight."""
 
@@ -192,6 +232,7 @@ class Ledger:
         self.state = state
         self._run_sync = run_sync  # tests: run database work on their own connection
         self.executor: ThreadPoolExecutor | None = None
+        self.group: GroupCommit | None = None
         self.store = store
         self.policies: dict = {}
         self._version = object()
@@ -216,9 +257,18 @@ class Ledger:
 
     async def _store_call(self, method: str, *args):
         store = self.get_store()
-        if isinstance(store, DatabaseCounters):
-            return await self.run_sync(getattr(store, method), *args)
-        return await getattr(store, method)(*args)
+        if not isinstance(store, DatabaseCounters):
+            return await getattr(store, method)(*args)
+        if self._run_sync is not None:
+            return await self._run_sync(getattr(store, method), *args)
+        if self.group is None:
+            # The writer thread is the recorder's: one process, one thread writing to the database.
+            recorder = getattr(self.state, "recorder", None)
+            executor = getattr(recorder, "executor", None)
+            if executor is None:
+                executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
+            self.group = GroupCommit(store, executor)
+        return await self.group.submit(method, *args)
 
     def spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -254,7 +304,7 @@ class Ledger:
 
     async def _reclaim(self) -> None:
         try:
-            await self.run_sync(self.get_store().reclaim, timezone.now())
+            await self._store_call("reclaim", timezone.now(), 100)
         except Exception:
             logger.exception("reclaiming expired budget reservations failed")
 

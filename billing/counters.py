@@ -24,6 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection, transaction
 from django.db.models import Q, Sum
+from django.utils import timezone
 
 from .layers import generation_filter
 from .windows import GRACE, Window, counter_expiry
@@ -105,143 +106,240 @@ def spend_in_window(subject: str, window: Window) -> tuple[Decimal, Decimal]:
 
 # --- database rows ----------------------------------------------------------------------------------------
 
+@dataclass
+class _Held:
+    keys: list
+    amount: int
+    amount_byok: int
+
+
 class DatabaseCounters:
-    """Counters as BudgetCounter rows, locked with SELECT ... FOR UPDATE in key order (so two transactions
-    never wait on each other in a cycle); on SQLite the IMMEDIATE transaction mode serializes writers.
-    Every method is synchronous: callers on the event loop run them on a thread pool."""
+    """Counters as BudgetCounter rows, in integer units like Redis. `run(steps)` applies any number of
+    reserve, settle and reclaim steps, in order, in one transaction: the gateway's ledger hands it every
+    step that arrived while the previous transaction ran (group commit), so under load many requests share
+    one write. Rows are locked in key order (SELECT ... FOR UPDATE where the database has it; on SQLite the
+    IMMEDIATE transaction serializes writers), after the reservations the steps release, which every writer
+    takes first: two transactions never wait on each other in a cycle.
 
-    def _lock(self, keys) -> dict:
-        from .models import BudgetCounter
+    The methods `reserve`, `settle`, `reclaim`, `ensure` are the one-step forms. Everything here is
+    synchronous: callers on the event loop run it on a thread."""
 
-        rows = BudgetCounter.objects.select_for_update().filter(key__in=sorted(set(keys))).order_by("key")
-        return {row.key: row for row in rows}
+    MAX_STEPS = 200
 
-    def ensure(self, counters: list[Counter], now: datetime) -> None:
-        """Create missing counters, seeded from the generations in their window. A concurrent creator wins
-        and ours is dropped (its seed was read no later than ours, and settlement charges what came after)."""
-        from .models import BudgetCounter
-
-        if not counters:
-            return
-        rows = []
-        with transaction.atomic():
-            for counter in {c.key: c for c in counters}.values():
-                spend, spend_byok = spend_in_window(counter.subject, counter.window)
-                end = counter.window.end
-                rows.append(BudgetCounter(key=counter.key, subject=counter.subject, window=counter.window.id,
-                                          spend=spend, spend_byok=spend_byok, updated_at=now,
-                                          expires_at=(end + GRACE) if end else None))
-            BudgetCounter.objects.bulk_create(rows, ignore_conflicts=True)
-
+    # -- one step at a time
     def reserve(self, reservation_id: str, counters: list[Counter], checks: list[Check], amount: Decimal,
                 amount_byok: Decimal, expires_at: datetime, now: datetime) -> Refusal | None:
-        from .models import BudgetCounter, BudgetReservation
-
-        keys = [c.key for c in counters]
-        for _ in range(3):
-            with transaction.atomic():
-                rows = self._lock(keys)
-                if len(rows) == len(set(keys)):
-                    for index, check in enumerate(checks):
-                        row = rows[keys[check.counter]]
-                        used = used_of(_row_values(row), check.include_byok)
-                        need = amount + (amount_byok if check.include_byok else ZERO)
-                        if refuses(used, check.limit, need):
-                            return Refusal(index, used)
-                    for row in rows.values():
-                        row.reserved += amount
-                        row.reserved_byok += amount_byok
-                        row.updated_at = now
-                    BudgetCounter.objects.bulk_update(list(rows.values()),
-                                                      ["reserved", "reserved_byok", "updated_at"])
-                    BudgetReservation.objects.create(id=reservation_id, counter_keys=sorted(rows),
-                                                     amount=amount, amount_byok=amount_byok, created_at=now,
-                                                     expires_at=expires_at)
-                    return None
-            self.ensure([c for c in counters if c.key not in rows], now)
-        raise CountersUnavailable("budget counters could not be created")
+        return self.run([("reserve", (reservation_id, counters, checks, amount, amount_byok, expires_at, now))])[0]
 
     def settle(self, reservation_id: str | None, required: list[Counter], optional: list[Counter],
                amount: Decimal, amount_byok: Decimal, now: datetime) -> None:
         """Release the reservation (if it still exists) and charge `amount` to every required counter
         (created if missing) and every optional counter that exists."""
-        from .models import BudgetCounter, BudgetReservation
-
-        for _ in range(3):
-            with transaction.atomic():
-                held = None
-                if reservation_id:
-                    held = BudgetReservation.objects.select_for_update().filter(id=reservation_id).first()
-                keys = {c.key for c in required} | {c.key for c in optional}
-                if held is not None:
-                    keys |= set(held.counter_keys)
-                rows = self._lock(keys)
-                missing = [c for c in required if c.key not in rows]
-                if not missing:
-                    touched = {}
-                    if held is not None:
-                        for key in held.counter_keys:
-                            row = rows.get(key)
-                            if row is not None:
-                                row.reserved = max(ZERO, row.reserved - held.amount)
-                                row.reserved_byok = max(ZERO, row.reserved_byok - held.amount_byok)
-                                touched[key] = row
-                        held.delete()
-                    if amount or amount_byok:
-                        for key in {c.key for c in required} | {c.key for c in optional}:
-                            row = rows.get(key)
-                            if row is not None:
-                                row.spend += amount
-                                row.spend_byok += amount_byok
-                                touched[key] = row
-                    for row in touched.values():
-                        row.updated_at = now
-                    if touched:
-                        BudgetCounter.objects.bulk_update(
-                            list(touched.values()), ["spend", "spend_byok", "reserved", "reserved_byok", "updated_at"])
-                    return
-            self.ensure(missing, now)
-        raise CountersUnavailable("budget counters could not be created")
+        self.run([("settle", (reservation_id, required, optional, amount, amount_byok, now))])
 
     def reclaim(self, now: datetime, limit: int = 100) -> int:
         """Release reservations past their expiry (their request's process died), and drop counters of
         windows long over. Returns how many reservations were reclaimed."""
-        from .models import BudgetCounter, BudgetReservation
+        return self.run([("reclaim", (now, limit))])[0]
 
+    def ensure(self, counters: list[Counter], now: datetime) -> None:
+        """Create missing counters, seeded from the generations in their window."""
         with transaction.atomic():
-            expired = BudgetReservation.objects.filter(expires_at__lte=now).order_by("expires_at")
-            if connection.features.has_select_for_update_skip_locked:
-                expired = expired.select_for_update(skip_locked=True)
-            expired = list(expired[:limit])
-            if expired:
-                rows = self._lock({key for held in expired for key in held.counter_keys})
-                for held in expired:
-                    for key in held.counter_keys:
-                        row = rows.get(key)
-                        if row is not None:
-                            row.reserved = max(ZERO, row.reserved - held.amount)
-                            row.reserved_byok = max(ZERO, row.reserved_byok - held.amount_byok)
-                            row.updated_at = now
-                BudgetCounter.objects.bulk_update(list(rows.values()), ["reserved", "reserved_byok", "updated_at"])
-                BudgetReservation.objects.filter(id__in=[held.id for held in expired]).delete()
-        BudgetCounter.objects.filter(expires_at__lt=now, reserved=0, reserved_byok=0).delete()
-        return len(expired)
+            with connection.cursor() as cursor:
+                _Batch(cursor).load({c.key: c for c in counters}, now)
 
     def read(self, counter: Counter) -> dict | None:
         from .models import BudgetCounter
 
-        row = BudgetCounter.objects.filter(key=counter.key).first()
-        return _row_values(row) if row is not None else None
+        row = BudgetCounter.objects.filter(key=counter.key).values(*VALUE_FIELDS).first()
+        return {name: from_units(row[name]) for name in VALUE_FIELDS} if row is not None else None
 
     def outstanding(self) -> int:
         from .models import BudgetReservation
 
         return BudgetReservation.objects.count()
 
+    # -- a batch of steps in one transaction
+    def run(self, steps: list[tuple[str, tuple]]) -> list:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                return _Batch(cursor).run(steps)
 
-def _row_values(row) -> dict:
-    return {"spend": row.spend, "spend_byok": row.spend_byok, "reserved": row.reserved,
-            "reserved_byok": row.reserved_byok}
+
+VALUE_FIELDS = ("spend", "spend_byok", "reserved", "reserved_byok")
+KEY, WINDOW = '"key"', '"window"'  # quoted: keywords in some SQL dialects
+
+
+def _tables():
+    from .models import BudgetCounter, BudgetReservation
+
+    return BudgetCounter._meta.db_table, BudgetReservation._meta.db_table
+
+
+def _marks(n: int) -> str:
+    return ", ".join(["%s"] * n)
+
+
+class _Batch:
+    """One transaction's worth of steps; counters are read once, changed in memory, written once."""
+
+    def __init__(self, cursor):
+        self.cursor = cursor
+        self.counters, self.reservations = _tables()
+        self.lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        self.dt = connection.ops.adapt_datetimefield_value
+        self.values: dict[str, list[int]] = {}  # key -> [spend, spend_byok, reserved, reserved_byok]
+        self.dirty: set[str] = set()
+        self.created: dict[str, tuple] = {}  # reservations made in this batch: id -> row
+
+    def run(self, steps):
+        now = max((args[-1] for kind, args in steps if kind != "reclaim"), default=None) or timezone.now()
+        made = {args[0] for kind, args in steps if kind == "reserve"}
+        released = [args[0] for kind, args in steps if kind == "settle" and args[0] and args[0] not in made]
+        held = self._take(released)
+        reclaimed = []
+        for kind, args in steps:
+            if kind == "reclaim":
+                reclaimed.append(self._take_expired(*args))
+        needed: dict[str, Counter] = {}
+        optional: dict[str, Counter] = {}
+        for kind, args in steps:
+            if kind == "reserve":
+                needed.update((c.key, c) for c in args[1])
+            elif kind == "settle":
+                needed.update((c.key, c) for c in args[1])
+                optional.update((c.key, c) for c in args[2])
+        extra = {key for h in held.values() for key in h.keys}
+        extra |= {key for batch in reclaimed for h in batch for key in h.keys}
+        self.load(needed, now, (set(optional) | extra) - set(needed))
+        results = []
+        expired = iter(reclaimed)
+        for kind, args in steps:
+            if kind == "reserve":
+                results.append(self._reserve(*args))
+            elif kind == "settle":
+                results.append(self._settle(held, *args))
+            else:
+                batch = next(expired)
+                for h in batch:
+                    self._release(h)
+                results.append(len(batch))
+        self._write(now)
+        if any(kind == "reclaim" for kind, _ in steps):
+            self.cursor.execute(f"DELETE FROM {self.counters} WHERE expires_at < %s AND reserved = 0 "
+                                "AND reserved_byok = 0", [self.dt(now)])
+        return results
+
+    # -- reading
+    def _take(self, ids) -> dict[str, _Held]:
+        """Delete the reservations these steps release, returning what they held (gone already: not listed)."""
+        held = {}
+        ids = list(dict.fromkeys(ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            self.cursor.execute(f"DELETE FROM {self.reservations} WHERE id IN ({_marks(len(chunk))}) "
+                                "RETURNING id, counter_keys, amount, amount_byok", chunk)
+            for rid, keys, amount, amount_byok in self.cursor.fetchall():
+                held[rid] = _Held(keys.split(), int(amount), int(amount_byok))
+        return held
+
+    def _take_expired(self, now, limit) -> list[_Held]:
+        skip = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+        self.cursor.execute(
+            f"DELETE FROM {self.reservations} WHERE id IN (SELECT id FROM {self.reservations} "
+            f"WHERE expires_at <= %s ORDER BY expires_at LIMIT %s{skip}) "
+            "RETURNING id, counter_keys, amount, amount_byok", [self.dt(now), limit])
+        return [_Held(keys.split(), int(amount), int(amount_byok)) for _, keys, amount, amount_byok in
+                self.cursor.fetchall()]
+
+    def _select(self, keys) -> None:
+        keys = sorted(set(keys) - set(self.values))
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            self.cursor.execute(f"SELECT {KEY}, spend, spend_byok, reserved, reserved_byok FROM {self.counters} "
+                                f"WHERE {KEY} IN ({_marks(len(chunk))}) ORDER BY {KEY}{self.lock}", chunk)
+            for key, *values in self.cursor.fetchall():
+                self.values[key] = [int(v) for v in values]
+
+    def load(self, needed: dict[str, Counter], now, others=()) -> None:
+        """Lock and read the counters; create the needed ones that are missing, seeded from the generations
+        in their window (a concurrent creator wins: its seed was read no later than ours)."""
+        self._select(set(needed) | set(others))
+        missing = [c for key, c in needed.items() if key not in self.values]
+        if not missing:
+            return
+        rows = []
+        for counter in missing:
+            spend, spend_byok = spend_in_window(counter.subject, counter.window)
+            end = counter.window.end
+            rows.append([counter.key, counter.subject, counter.window.id, to_units(spend), to_units(spend_byok),
+                         0, 0, self.dt((end + GRACE) if end else None), self.dt(now)])
+        self.cursor.executemany(
+            f"INSERT INTO {self.counters} ({KEY}, subject, {WINDOW}, spend, spend_byok, reserved, reserved_byok, "
+            f"expires_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT ({KEY}) DO NOTHING",
+            rows)
+        self._select([c.key for c in missing])
+        if any(c.key not in self.values for c in missing):
+            raise CountersUnavailable("budget counters could not be created")
+
+    # -- the steps, in memory
+    def _reserve(self, reservation_id, counters, checks, amount, amount_byok, expires_at, now):
+        keys = [c.key for c in counters]
+        units, units_byok = to_units(amount), to_units(amount_byok)
+        for index, check in enumerate(checks):
+            spend, spend_byok, reserved, reserved_byok = self.values[keys[check.counter]]
+            used, need = spend + reserved, units
+            if check.include_byok:
+                used += spend_byok + reserved_byok
+                need += units_byok
+            if refuses(used, to_units(check.limit), need):
+                return Refusal(index, from_units(used))
+        unique = sorted(set(keys))
+        for key in unique:
+            values = self.values[key]
+            values[2] += units
+            values[3] += units_byok
+            self.dirty.add(key)
+        self.created[reservation_id] = (reservation_id, "\n".join(unique), units, units_byok, self.dt(now),
+                                        self.dt(expires_at))
+        return None
+
+    def _release(self, held: _Held) -> None:
+        for key in held.keys:
+            values = self.values.get(key)
+            if values is not None:  # a counter dropped meanwhile is seeded again with nothing reserved
+                values[2] = max(0, values[2] - held.amount)
+                values[3] = max(0, values[3] - held.amount_byok)
+                self.dirty.add(key)
+
+    def _settle(self, held, reservation_id, required, optional, amount, amount_byok, now):
+        if reservation_id in self.created:
+            _, keys, units, units_byok, *_ = self.created.pop(reservation_id)
+            self._release(_Held(keys.split(), units, units_byok))
+        elif reservation_id in held:
+            self._release(held.pop(reservation_id))
+        units, units_byok = to_units(amount), to_units(amount_byok)
+        if units or units_byok:
+            for key in {c.key for c in required} | {c.key for c in optional}:
+                values = self.values.get(key)
+                if values is not None:
+                    values[0] += units
+                    values[1] += units_byok
+                    self.dirty.add(key)
+        return None
+
+    # -- writing
+    def _write(self, now) -> None:
+        stamp = self.dt(now)
+        if self.dirty:
+            self.cursor.executemany(
+                f"UPDATE {self.counters} SET spend = %s, spend_byok = %s, reserved = %s, reserved_byok = %s, "
+                f"updated_at = %s WHERE {KEY} = %s",
+                [[*self.values[key], stamp, key] for key in sorted(self.dirty)])
+        if self.created:
+            self.cursor.executemany(
+                f"INSERT INTO {self.reservations} (id, counter_keys, amount, amount_byok, created_at, expires_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s)", list(self.created.values()))
 
 
 # --- Redis ------------------------------------------------------------------------------------------------

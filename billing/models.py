@@ -179,15 +179,17 @@ class BudgetCounter(models.Model):
     """Spend and outstanding reservations of one spender (organization, workspace, key, member) in one UTC
     window: the row admission locks when there is no Redis (see docs/budgets.md). Seeded from generations
     the first time it is needed, then kept by settlement; `spend` is what credits paid (Generation.usage),
-    `spend_byok` the market price of generations served with the organization's own provider keys."""
+    `spend_byok` the market price of generations served with the organization's own provider keys.
+    Amounts are integers in units of 1e-10 USD (what Generation costs are quantized to), as in Redis: the
+    counters add up exactly in SQL, whatever the database's decimal type."""
 
     key = models.CharField(max_length=200, unique=True)  # "<subject>@<window id>"
     subject = models.CharField(max_length=180)  # org:<id>, ws:<id>, key:<id>, member:<org>:<user>, ...
     window = models.CharField(max_length=16)  # d20260715, w20260713, m202607, life
-    spend = money_field(default=0)
-    spend_byok = money_field(default=0)
-    reserved = money_field(default=0)
-    reserved_byok = money_field(default=0)
+    spend = models.BigIntegerField(default=0)
+    spend_byok = models.BigIntegerField(default=0)
+    reserved = models.BigIntegerField(default=0)
+    reserved_byok = models.BigIntegerField(default=0)
     # After this the window is over and the row may be deleted; null for lifetime counters.
     expires_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -197,13 +199,13 @@ class BudgetCounter(models.Model):
 
 
 class BudgetReservation(models.Model):
-    """What one admitted request holds on each counter until it settles; reclaimed once expired (a
-    process that died mid-request never settles)."""
+    """What one admitted request holds on each counter (in units of 1e-10 USD) until it settles; reclaimed
+    once expired (a process that died mid-request never settles)."""
 
     id = models.CharField(max_length=64, primary_key=True)
-    counter_keys = models.JSONField(default=list)
-    amount = money_field(default=0)
-    amount_byok = money_field(default=0)
+    counter_keys = models.TextField(default="")  # the counters' keys, one per line
+    amount = models.BigIntegerField(default=0)
+    amount_byok = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)
 
