@@ -26,6 +26,33 @@ def _connection_usable() -> bool:
     return not (connection.errors_occurred or connection.needs_rollback)
 
 
+def insert_generations(batch: list[dict]) -> None:
+    """One `INSERT ... ON CONFLICT DO NOTHING` statement run for every record (an id already written is
+    skipped): the values prepared field by field as the ORM would, without building model instances."""
+    from .models import Generation
+
+    fields = Generation._meta.concrete_fields
+    quote = connection.ops.quote_name
+    sql = (f"INSERT INTO {quote(Generation._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+           f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({quote(Generation._meta.pk.column)}) DO NOTHING")
+    rows = []
+    for record in batch:
+        row = []
+        for f in fields:
+            value = record.get(f.attname, _MISSING)
+            if value is _MISSING:
+                value = record.get(f.name, _MISSING)
+                if value is _MISSING:
+                    value = f.get_default()
+            row.append(f.get_db_prep_save(value, connection))
+        rows.append(row)
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+_MISSING = object()
+
+
 def write_batch(batch: list[dict], touch_keys: list) -> None:
     from workspaces.models import ApiKey
 
@@ -37,16 +64,16 @@ def write_batch(batch: list[dict], touch_keys: list) -> None:
     if not _connection_usable():
         connection.close()
     to_broadcast = [fields["id"] for fields in batch if fields.get("broadcast")]
-    rows = [Generation(**{k: v for k, v in fields.items() if k != "broadcast"}) for fields in batch]
+    batch = [{k: v for k, v in fields.items() if k != "broadcast"} for fields in batch]
     try:
         with transaction.atomic():
-            Generation.objects.bulk_create(rows, ignore_conflicts=True)
+            insert_generations(batch)
             if touch_keys:
                 ApiKey.objects.filter(pk__in=touch_keys).update(last_used_at=timezone.now())
     except IntegrityError:
         # A key, workspace or person was deleted while its request ran: write row by row.
-        for row in rows:
-            write_one(row)
+        for fields in batch:
+            write_one(Generation(**fields))
     if to_broadcast:
         enqueue_broadcasts(to_broadcast)
 

@@ -7,6 +7,7 @@ window from its own UTC start (the generations in it), whatever the old interval
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
@@ -35,9 +36,13 @@ def utc(now: datetime) -> datetime:
 
 def window(interval: str | None, now: datetime) -> Window:
     """The window of `interval` that contains `now`. None means lifetime (a key limit without reset)."""
-    interval = interval or "lifetime"
     now = utc(now)
-    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return _window(interval or "lifetime", now.year, now.month, now.day)
+
+
+@lru_cache(maxsize=64)
+def _window(interval: str, year: int, month: int, day_of_month: int) -> Window:
+    day = datetime(year, month, day_of_month, tzinfo=dt_timezone.utc)
     if interval == "daily":
         return Window("daily", f"d{day:%Y%m%d}", day, day + timedelta(days=1))
     if interval == "weekly":

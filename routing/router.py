@@ -12,6 +12,8 @@ GATEWAY_FIELDS = frozenset({
     "models", "provider", "plugins", "route", "transforms", "usage", "session_id", "trace", "debug", "preset",
     "stream_options", "cache_control", "image_config", "stop_server_tools_when", "deferred_tools",
 })
+# Load balancing's coin: one per process (seeding a new one per request costs more than the plan).
+_RNG = random.Random()
 # Parameters every endpoint accepts whatever its `supported_parameters` say.
 ALWAYS_SUPPORTED = frozenset({"model", "messages", "stream", "user", "n", "metadata"})
 
@@ -287,7 +289,7 @@ def plan(models: list[str], catalog: dict[str, list[EndpointInfo]], prefs: Provi
          request_params: set[str], unhealthy: set[str] = frozenset(), max_attempts: int = 4,
          rng: random.Random | None = None) -> Plan:
     """The ordered attempts for a request: each model of the fallback list in turn, its endpoints ordered."""
-    rng = rng or random.Random()
+    rng = rng or _RNG
     result = Plan(attempts=[])
     per_model: list[list[EndpointInfo]] = []
     for slug in models:

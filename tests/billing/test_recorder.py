@@ -1,0 +1,45 @@
+"""The recorder's batch write: plain SQL for many records at once, and the row-by-row path when a record
+points at something deleted while its request ran."""
+
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from billing.models import Generation
+from billing.recorder import write_batch
+
+
+def record(org, key, **fields):
+    return {"id": f"gen-{uuid.uuid4().hex}", "organization_id": org.pk, "workspace_id": key.workspace_id,
+            "api_key_id": key.pk, "user_id": key.created_by_id, "created_at": timezone.now(),
+            "model": "test/chat", "total_cost": Decimal("0.0000290000"), "usage": Decimal("0.0000290000"),
+            "provider_responses": [{"provider": "mock", "status": 200}], "trace": {"trace_id": "t-1"},
+            "broadcast": False, **fields}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_is_written_with_every_field_and_an_id_written_twice_once(org, inference_key):
+    key, _ = inference_key
+    first, second = record(org, key, tokens_prompt=5, streamed=True), record(org, key, status="cancelled")
+    write_batch([first, second], [key.pk])
+    write_batch([dict(first)], [])  # a retried batch: the row is already there
+    rows = {g.id: g for g in Generation.objects.all()}
+    assert set(rows) == {first["id"], second["id"]}
+    row = rows[first["id"]]
+    assert (row.tokens_prompt, row.streamed, row.usage, row.trace) == (5, True, Decimal("0.000029"), {"trace_id": "t-1"})
+    assert row.provider_responses == [{"provider": "mock", "status": 200}]
+    assert rows[second["id"]].status == "cancelled" and rows[second["id"]].finish_reason is None
+    key.refresh_from_db()
+    assert key.last_used_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_record_whose_key_was_deleted_meanwhile_is_kept_without_it(org, inference_key):
+    key, _ = inference_key
+    kept = record(org, key)
+    orphan = record(org, key, api_key_id=uuid.uuid4())
+    write_batch([kept, orphan], [])
+    assert Generation.objects.get(id=kept["id"]).api_key_id == key.pk
+    assert Generation.objects.get(id=orphan["id"]).api_key_id is None
