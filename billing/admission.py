@@ -194,14 +194,13 @@ class GroupCommit:
         self.store = store
         self.executor = executor
         self.waiting: list[tuple[tuple, asyncio.Future]] = []
-        self.writing = False
+        self.writing: asyncio.Task | None = None
 
     async def submit(self, kind: str, *args):
         future = asyncio.get_running_loop().create_future()
         self.waiting.append(((kind, args), future))
-        if not self.writing:
-            self.writing = True
-            asyncio.get_running_loop().create_task(self._write())
+        if self.writing is None:
+            self.writing = asyncio.get_running_loop().create_task(self._write())
         return await future
 
     async def _write(self) -> None:
@@ -222,7 +221,7 @@ class GroupCommit:
                         if not future.done():
                             future.set_result(result)
         finally:
-            self.writing = False
+            self.writing = None
 
 
 class Ledger:
