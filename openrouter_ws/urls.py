@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.http import JsonResponse
-from django.urls import include, path
+from django.urls import include, path, re_path
+
+from .errors import not_found
 
 
 def healthz(request):
@@ -14,6 +16,8 @@ urlpatterns = [
     path("api/v1/", include("routing.urls")),
     path("api/v1/", include("billing.urls")),
     path("api/v1/", include("workspaces.api.urls")),
+    # Anything else under /api/ answers in the API's envelope, DEBUG or not (not Django's HTML page).
+    re_path(r"^api/", not_found),
     path("", include("billing.urls_dashboard")),
     path("", include("workspaces.urls")),
 ]
