@@ -841,8 +841,10 @@ def notes(results: dict[str, TargetResults], profile: Profile) -> list[str]:
              "- Portkey waits 25 ms before forwarding the first SSE event (`setTimeout(25)` in its stream "
              "handler), so its stream latencies carry that fixed delay; see bench/PORTKEY.md.",
              "- Our gateway does real work per request that the others do not: key authentication, policy, "
-             "routing, cost computation and one Generation row per request (written in batches by a "
-             "background writer)."]
+             "routing, admission (the worst-case cost reserved against the organization's credits before "
+             "the upstream call, settled after it: a Redis script each way, or without Redis a step of the "
+             "process's group-committed database write), cost computation and one Generation row per "
+             "request (written in batches by a background writer)."]
     direct, gateway = results.get("direct"), results.get("gateway")
     if direct and gateway and gateway.rps:
         g_cpu = gateway.rps.cpu
