@@ -150,13 +150,20 @@ def refusal(layer: Layer, used: Decimal, need: Decimal) -> Refused:
         message = (f"Key limit exceeded: this key's {period}limit is {usd(layer.limit)} and {usd(remaining)} "
                    f"remains; this request may cost up to {usd(need)}.")
         return Refused(402, message, {"error_type": "payment_required"})
+    # A budget already spent is "exceeded"; one this request's worst case would take over says what remains.
+    spent = used >= layer.limit
+    advice = ("Contact your org admin." if spent else
+              f"{usd(layer.limit - used)} remains and this request may cost up to {usd(need)}. "
+              "Request fewer max_tokens or contact your org admin.")
     if layer.scope == "workspace":
-        return Refused(403, f"Workspace {layer.interval} budget of {layer_limit(layer)} exceeded. "
-                            "Contact your org admin.", {"error_type": "permission_denied"})
+        verb = "exceeded." if spent else "would be exceeded:"
+        return Refused(403, f"Workspace {layer.interval} budget of {layer_limit(layer)} {verb} {advice}",
+                       {"error_type": "permission_denied"})
     per = INTERVAL_NOUN.get(layer.interval, layer.interval)
     name = f" '{layer.guardrail_name}'" if layer.guardrail_name and layer.scope in ("member", "api_key") else ""
-    return Refused(403, f"Guardrail budget exceeded: {GUARDRAIL_WHO[layer.scope]}{name} allows "
-                        f"{layer_limit(layer)} per {per}. Contact your org admin.",
+    verb = "exceeded" if spent else "would be exceeded"
+    return Refused(403, f"Guardrail budget {verb}: {GUARDRAIL_WHO[layer.scope]}{name} allows "
+                        f"{layer_limit(layer)} per {per}. {advice}",
                    {"error_type": "permission_denied", "guardrail_id": layer.guardrail_id,
                     "budget_scope": layer.scope})
 

@@ -36,8 +36,11 @@ BUDGET_ORDER = ["lifetime", "monthly", "weekly", "daily"]
 
 
 def _usd(amount: Decimal) -> str:
-    text = f"{amount:,.2f}"
-    return f"${text[:-3]}" if text.endswith(".00") else f"${text}"
+    """$500, $150.25, $0.0002: whole dollars bare, else as many decimals as the amount has."""
+    from .admission import usd
+
+    text = usd(amount)
+    return text[:-3] if text.endswith(".00") else text
 
 
 def _check_budget_order(limits: dict) -> None:

@@ -66,6 +66,8 @@ def test_it_changes_a_budget_in_place_and_keeps_the_byok_setting_when_omitted(ap
     ({"weekly": "600"}, "monthly", 500, "the monthly limit ($500) must be greater than the weekly limit ($600)"),
     ({"monthly": "500"}, "weekly", 500, "the monthly limit ($500) must be greater than the weekly limit ($500)"),
     ({"lifetime": "100"}, "daily", 150.25, "the lifetime limit ($100) must be greater than the daily limit ($150.25)"),
+    ({"daily": "0.0002"}, "weekly", 0.0001,
+     "the weekly limit ($0.0001) must be greater than the daily limit ($0.0002)"),
 ])
 def test_it_keeps_limits_strictly_decreasing(api, workspace, existing, interval, limit, message):
     for name, value in existing.items():

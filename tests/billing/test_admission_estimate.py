@@ -69,6 +69,19 @@ def test_a_workspace_refusal_is_a_403_naming_the_interval_and_limit():
         {"error_type": "permission_denied"})
 
 
+def test_a_budget_the_worst_case_would_pass_says_what_remains_and_what_to_do():
+    workspace = refusal(layer("workspace", "daily", "0.0002"), Decimal("0.000031"), Decimal("0.0246"))
+    assert (workspace.status, workspace.message) == (
+        403, "Workspace daily budget of $0.0002 would be exceeded: $0.000169 remains and this request may cost "
+             "up to $0.0246. Request fewer max_tokens or contact your org admin.")
+    guard = refusal(layer("api_key", "weekly", "5", guardrail_id="g-2", guardrail_name="Bot"), Decimal("4.5"),
+                    Decimal("1"))
+    assert guard.status == 403 and guard.metadata["guardrail_id"] == "g-2"
+    assert guard.message == ("Guardrail budget would be exceeded: this key's guardrail 'Bot' allows $5.00 per "
+                             "week. $0.50 remains and this request may cost up to $1.00. Request fewer max_tokens "
+                             "or contact your org admin.")
+
+
 def test_credits_and_key_limits_are_402_payment_required():
     broke = refusal(layer("credits", "lifetime", "10"), Decimal("10"), Decimal("0.01"))
     assert broke.status == 402 and broke.metadata == {"error_type": "payment_required"}
