@@ -464,9 +464,10 @@ class RedisCounters:
     seeded from the database first (`run_sync` runs the query off the event loop)."""
 
     def __init__(self, url: str, run_sync, *, timeout: float = 2.0):
-        from openrouter_ws.configversion import async_client
+        from openrouter_ws.configversion import Batched, async_client
 
         self.client = async_client(url, timeout)
+        self.batched = Batched(self.client)  # admissions and settlements in flight share round-trips
         self.run_sync = run_sync
         self._admit = self.client.register_script(ADMIT)
         self._seed = self.client.register_script(SEED)
@@ -488,7 +489,7 @@ class RedisCounters:
         args = []
         for counter, (spend, spend_byok) in zip(counters, sums):
             args += [to_units(spend), to_units(spend_byok), self.expiry(counter, now)]
-        await self._seed(keys=[self.key(c) for c in counters], args=args)
+        await self._eval(self._seed, [self.key(c) for c in counters], args)
 
     async def reserve(self, reservation_id: str, counters: list[Counter], checks: list[Check], amount: Decimal,
                       amount_byok: Decimal, expires_at: datetime, now: datetime) -> Refusal | None:
@@ -500,7 +501,7 @@ class RedisCounters:
             args += [check.counter + 1, to_units(check.limit), "1" if check.include_byok else "0"]
         keys = [EXPIRY_SET, RESERVATION_PREFIX + reservation_id, *[self.key(c) for c in counters]]
         for _ in range(3):
-            result = await self._admit(keys=keys, args=args)
+            result = await self._eval(self._admit, keys, args)
             kind = result[0]
             if kind == b"ok":
                 return None
@@ -523,14 +524,23 @@ class RedisCounters:
         args = [rid, to_units(amount), to_units(amount_byok), len(required),
                 *[self.expiry(c, now) for c in counters]]
         for _ in range(3):
-            result = await self._settle(keys=keys, args=args)
+            result = await self._eval(self._settle, keys, args)
             if result[0] == b"ok":
                 return
             await self.seed([required[int(i) - 1] for i in result[1:]], now)
         raise CountersUnavailable("budget counters could not be seeded")
 
     async def reclaim(self, now: datetime) -> int:
-        return int(await self._reclaim(keys=[EXPIRY_SET], args=[f"{now.timestamp():.3f}", RESERVATION_PREFIX]))
+        return int(await self._eval(self._reclaim, [EXPIRY_SET], [f"{now.timestamp():.3f}", RESERVATION_PREFIX]))
+
+    async def _eval(self, script, keys, args):
+        from redis.exceptions import NoScriptError
+
+        try:
+            return await self.batched.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:  # a new or restarted Redis: load it, once for everyone waiting
+            await self.client.script_load(script.script)
+            return await self.batched.execute("EVALSHA", script.sha, len(keys), *keys, *args)
 
     async def read(self, counter: Counter) -> dict | None:
         values = await self.client.hgetall(self.key(counter))

@@ -6,6 +6,7 @@ is a counter there (works across machines); without, a file under var/ replaced 
 machine, any number of processes) whose inode changes on every bump.
 """
 
+import asyncio
 import os
 import secrets
 from pathlib import Path
@@ -48,8 +49,8 @@ async def current():
     global _async_client
     if settings.REDIS_URL:
         if _async_client is None:
-            _async_client = async_client(settings.REDIS_URL)
-        return await _async_client.get(REDIS_KEY)
+            _async_client = Batched(async_client(settings.REDIS_URL))
+        return await _async_client.execute("GET", REDIS_KEY)
     return _file_version()
 
 
@@ -72,3 +73,46 @@ def async_client(url: str, timeout: float = 5.0):
     pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=64, timeout=timeout,
                                                          socket_timeout=timeout, socket_connect_timeout=timeout)
     return redis.asyncio.Redis(connection_pool=pool)
+
+
+class Batched:
+    """Commands that arrive while a round-trip is in flight wait and go together in the next one, as one
+    pipeline (not a transaction: each command succeeds or fails alone). At low load a command goes at once;
+    under load hundreds share one round-trip, one pooled connection and one wake-up of the event loop."""
+
+    MAX = 256
+
+    def __init__(self, client):
+        self.client = client
+        self.waiting: list[tuple[tuple, asyncio.Future]] = []
+        self.task: asyncio.Task | None = None
+
+    async def execute(self, *args):
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.waiting.append((args, future))
+        if self.task is None:
+            self.task = loop.create_task(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        try:
+            while self.waiting:
+                batch = self.waiting[:self.MAX]
+                del self.waiting[:len(batch)]
+                try:
+                    async with self.client.pipeline(transaction=False) as pipe:
+                        for args, _ in batch:
+                            pipe.execute_command(*args)
+                        results = await pipe.execute(raise_on_error=False)
+                except Exception as exc:  # the connection failed: every command of the round-trip did
+                    results = [exc] * len(batch)
+                for (_, future), result in zip(batch, results):
+                    if future.done():
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self.task = None
