@@ -224,7 +224,8 @@ class GenerationView(ManagementView):
             raise ValidationError({"id": "is required (a generation id, gen-...)"})
         generation = Generation.objects.filter(organization=self.organization, pk=generation_id[:64]).first()
         if generation is None:
-            raise Http404(f"Generation {generation_id[:64]} not found.")
+            raise Http404(f"Generation {generation_id[:64]} not found. Records are written a moment after the "
+                          "response (usually within 50 ms): retry shortly if the request just finished.")
         return ok(GenerationSerializer(generation).data)
 
 

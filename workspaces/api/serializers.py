@@ -6,8 +6,8 @@ Field names and nullability follow the official SDK's models: a required field i
 
 import re
 from datetime import datetime
-from decimal import Decimal
 from datetime import timezone as dt_timezone
+from decimal import Decimal
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
@@ -281,13 +281,10 @@ class MembersRemovedSerializer(serializers.Serializer):
 # --- budgets --------------------------------------------------------------------------------------------
 
 class BudgetWriteSerializer(serializers.Serializer):
-    limit_usd = Money(max_digits=22, decimal_places=10)
+    # The smallest amount counted (1e-10 USD) is the least a budget can be; the schema says so too.
+    limit_usd = Money(max_digits=22, decimal_places=10, min_value=Decimal("1e-10"),
+                      error_messages={"min_value": "must be greater than 0"})
     include_byok_in_budgets = serializers.BooleanField(required=False)
-
-    def validate_limit_usd(self, value):
-        if value <= 0:
-            raise serializers.ValidationError("must be greater than 0")
-        return value
 
 
 class BudgetSerializer(serializers.Serializer):
