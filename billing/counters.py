@@ -265,7 +265,8 @@ class _Batch:
         """Lock and read the counters; create the needed ones that are missing, seeded from the generations
         in their window (a concurrent creator wins: its seed was read no later than ours)."""
         self._select(set(needed) | set(others))
-        missing = [c for key, c in needed.items() if key not in self.values]
+        # Created in key order, like the locks: two writers creating the same counters wait, never cycle.
+        missing = sorted((c for key, c in needed.items() if key not in self.values), key=lambda c: c.key)
         if not missing:
             return
         rows = []
