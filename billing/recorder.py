@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -35,22 +35,83 @@ def insert_generations(batch: list[dict]) -> None:
     quote = connection.ops.quote_name
     sql = (f"INSERT INTO {quote(Generation._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
            f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({quote(Generation._meta.pk.column)}) DO NOTHING")
+    limits = _limits(fields)
     rows = []
     for record in batch:
         row = []
-        for f in fields:
+        for f, (longest, lowest, highest) in zip(fields, limits):
             value = record.get(f.attname, _MISSING)
             if value is _MISSING:
                 value = record.get(f.name, _MISSING)
                 if value is _MISSING:
                     value = f.get_default()
-            row.append(f.get_db_prep_save(value, connection))
+            row.append(f.get_db_prep_save(_fit(value, longest, lowest, highest), connection))
         rows.append(row)
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
 
 
 _MISSING = object()
+JSON = object()  # "longest" of a JSON column: no length, but strings inside are cleaned of NUL characters
+_LIMITS: dict = {}
+
+
+def _without_nul(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def fitted(record: dict) -> dict:
+    """The record with every value made to fit its column (see `_fit`)."""
+    from .models import Generation
+
+    fields = Generation._meta.concrete_fields
+    out = dict(record)
+    for f, limits in zip(fields, _limits(fields)):
+        for name in (f.attname, f.name):
+            if name in out:
+                out[name] = _fit(out[name], *limits)
+    return out
+
+
+def _limits(fields) -> list[tuple]:
+    """Per field: (longest string, lowest and highest integer) the column takes, None where unbounded."""
+    key = (connection.vendor, tuple(f.attname for f in fields))
+    if key not in _LIMITS:
+        limits = []
+        for f in fields:
+            longest = getattr(f, "max_length", None) if isinstance(f, models.CharField) else None
+            if isinstance(f, models.JSONField):
+                longest = JSON
+            lowest = highest = None
+            if isinstance(f, models.IntegerField):
+                lowest, highest = connection.ops.integer_field_range(f.get_internal_type())
+            limits.append((longest, lowest, highest))
+        _LIMITS[key] = limits
+    return _LIMITS[key]
+
+
+def _fit(value, longest, lowest, highest):
+    """A value the column can hold: an over-long string (a header, an upstream's text) is cut, NUL characters
+    (which PostgreSQL refuses in text and JSON) are dropped, an integer beyond the column's range (an
+    upstream's absurd token count) is clamped. A record is never refused for what a client or upstream sent."""
+    if longest is JSON:
+        return _without_nul(value)
+    if isinstance(value, str):
+        if "\x00" in value:
+            value = value.replace("\x00", "")
+        return value[:longest] if longest is not None and len(value) > longest else value
+    if isinstance(value, int) and not isinstance(value, bool):
+        if highest is not None and value > highest:
+            return highest
+        if lowest is not None and value < lowest:
+            return lowest
+    return value
 
 
 def write_batch(batch: list[dict], touch_keys: list) -> None:
@@ -70,10 +131,11 @@ def write_batch(batch: list[dict], touch_keys: list) -> None:
             insert_generations(batch)
             if touch_keys:
                 ApiKey.objects.filter(pk__in=touch_keys).update(last_used_at=timezone.now())
-    except IntegrityError:
-        # A key, workspace or person was deleted while its request ran: write row by row.
+    except (IntegrityError, DataError):
+        # A key, workspace or person was deleted while its request ran (or a value the database refused):
+        # write row by row.
         for fields in batch:
-            write_one(Generation(**fields))
+            write_one(Generation(**fitted(fields)))
     if to_broadcast:
         enqueue_broadcasts(to_broadcast)
 
@@ -84,6 +146,10 @@ def write_one(row) -> None:
     try:
         with transaction.atomic():
             row.save(force_insert=True)
+        return
+    except DataError:
+        # Nothing left to fix: keep the rest of the queue moving rather than retrying this row for ever.
+        logger.exception("dropping generation %s: the database refused its values", row.pk)
         return
     except IntegrityError:
         pass

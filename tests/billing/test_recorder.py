@@ -43,3 +43,21 @@ def test_a_record_whose_key_was_deleted_meanwhile_is_kept_without_it(org, infere
     write_batch([kept, orphan], [])
     assert Generation.objects.get(id=kept["id"]).api_key_id == key.pk
     assert Generation.objects.get(id=orphan["id"]).api_key_id is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_values_a_column_cannot_hold_are_made_to_fit_and_the_queue_keeps_moving(org, inference_key):
+    key, _ = inference_key
+    odd = record(org, key, app_title="T" * 300, end_user="bob\x00", session_id="s\x00" * 200,
+                 tokens_prompt=10 ** 12, trace={"trace_id": "t\x00", "k\x00": ["a\x00b"]},
+                 provider_responses=[{"message": "boom\x00"}])
+    plain = record(org, key)
+    write_batch([odd, plain], [])
+    row = Generation.objects.get(id=odd["id"])
+    assert row.app_title == "T" * 200 and row.end_user == "bob" and row.session_id == "s" * 200
+    from django.db import connection
+
+    highest = connection.ops.integer_field_range("PositiveIntegerField")[1]  # SQLite: no limit
+    assert row.tokens_prompt == (highest or 10 ** 12)
+    assert row.trace == {"trace_id": "t", "k": ["ab"]} and row.provider_responses == [{"message": "boom"}]
+    assert Generation.objects.filter(id=plain["id"]).exists()
