@@ -13,11 +13,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import DataError, IntegrityError, connection, models, transaction
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError, connection, models, transaction
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 MAX_BATCH = 500
+POISON_TRIES = 3  # failures (other than the database being unreachable) before a batch is split up
+
+
+def _close_connection() -> None:
+    """Run on the writer thread: closes that thread's connection (a fresh one is opened on next use)."""
+    connection.close()
 
 
 def _connection_usable() -> bool:
@@ -211,21 +217,37 @@ class GenerationRecorder:
             while len(batch) < MAX_BATCH and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             touch = self._keys_to_touch(batch)
-            delay = 0.05
-            while True:
-                try:
-                    await loop.run_in_executor(self.executor, write_batch, batch, touch)
-                    break
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    logger.exception("writing %d generation records failed; retrying in %.2fs", len(batch), delay)
-                    await loop.run_in_executor(self.executor, connection.close)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
+            await self._write(loop, batch, touch)
             self._pending -= len(batch)
             if self._pending == 0:
                 self._idle.set()
+
+    async def _write(self, loop, batch: list[dict], touch: list) -> None:
+        """Write the batch, retrying with backoff while the database is unreachable. A batch that keeps
+        failing otherwise is written record by record, so one record the database refuses (which `fitted`
+        did not foresee) is dropped with an error after a few tries instead of holding up everything."""
+        delay, failures = 0.05, 0
+        while True:
+            try:
+                await loop.run_in_executor(self.executor, write_batch, batch, touch)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                await loop.run_in_executor(self.executor, _close_connection)
+                unreachable = isinstance(exc, (OperationalError, InterfaceError))
+                if not unreachable and failures >= POISON_TRIES:
+                    if len(batch) > 1:
+                        for record in batch:
+                            await self._write(loop, [record], touch)
+                        return
+                    logger.exception("dropping generation record %s: writing it failed %d times",
+                                     batch[0].get("id"), failures)
+                    return
+                logger.exception("writing %d generation records failed; retrying in %.2fs", len(batch), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def flush(self, timeout: float = 30) -> None:
         if self.task is not None and self._pending:

@@ -61,3 +61,41 @@ def test_values_a_column_cannot_hold_are_made_to_fit_and_the_queue_keeps_moving(
     assert row.tokens_prompt == min(highest, 10 ** 12)
     assert row.trace == {"trace_id": "t", "k": ["ab"]} and row.provider_responses == [{"message": "boom"}]
     assert Generation.objects.filter(id=plain["id"]).exists()
+
+
+def test_a_record_that_keeps_failing_is_dropped_alone_and_the_recorder_goes_on(monkeypatch, settings):
+    import asyncio
+
+    from billing import recorder as module
+
+    settings.GATEWAY = {**settings.GATEWAY, "RECORDER_LINGER_SECONDS": 0.05}
+    written = []
+
+    def write_batch(batch, touch):
+        if any(r["id"] == "gen-bad" for r in batch):
+            raise ValueError("a value nobody foresaw")
+        written.extend(r["id"] for r in batch)
+
+    monkeypatch.setattr(module, "write_batch", write_batch)
+    monkeypatch.setattr(asyncio, "sleep", _no_wait(asyncio.sleep))
+
+    async def main():
+        rec = module.GenerationRecorder()
+        for gid in ("gen-1", "gen-bad", "gen-2"):
+            rec.record({"id": gid})
+        await rec.flush(timeout=10)
+        rec.record({"id": "gen-3"})
+        await rec.flush(timeout=10)
+        alive = not rec.task.done()
+        rec.task.cancel()
+        return alive
+
+    assert asyncio.run(main()) is True
+    assert written == ["gen-1", "gen-2", "gen-3"]
+
+
+def _no_wait(sleep):
+    async def short(delay, *args, **kwargs):
+        return await sleep(min(delay, 0.001), *args, **kwargs)
+
+    return short
