@@ -390,35 +390,28 @@ class Ledger:
     async def _settle_then_record(self, reservation: Reservation, fields: dict) -> None:
         try:
             now = fields.get("created_at") or timezone.now()
-            required, optional = await self._charged_counters(reservation, now)
+            required, optional = self._charged_counters(reservation, now)
             is_byok = bool(fields.get("is_byok"))
             amount_byok = Decimal(fields.get("total_cost") or 0) if is_byok else ZERO
             await self._apply(reservation, required, optional, fields["usage"], amount_byok, now)
         finally:
             self.state.recorder.record(fields)
 
-    async def _charged_counters(self, reservation: Reservation, now: datetime):
-        """Every layer the request was admitted on, and every layer that applies now (a budget created while
-        it ran), must count it; any other counter of its spenders that exists is kept exact too, so a budget
-        removed and set again within a window still finds a correct counter."""
-        layers = list(reservation.layers)
-        try:
-            current = await self.policy(reservation.policy.key_id)
-        except Exception:
-            current = None
-        if current is not None:
-            layers += current.layers
+    def _charged_counters(self, reservation: Reservation, now: datetime):
+        """Every counter of every spender of the request, in every window that contains `now`, created if
+        missing: whatever budget exists now or is set later in this window finds the request counted.
+        (Charging only existing counters would leave a gap: a counter first created, from the generations,
+        between this settlement and the recorder writing this generation would never count it.) The
+        organization only ever has its lifetime credits counter."""
         required = {}
-        for layer in layers:
+        for layer in reservation.layers:
             counter = Counter(layer.subject, window(layer.interval, now))
             required[counter.key] = counter
-        optional = {}
         for subject in reservation.policy.subjects:
-            for interval in INTERVALS:
+            for interval in (("lifetime",) if subject.startswith("org:") else INTERVALS):
                 counter = Counter(subject, window(interval, now))
-                if counter.key not in required:
-                    optional[counter.key] = counter
-        return list(required.values()), list(optional.values())
+                required[counter.key] = counter
+        return list(required.values()), []
 
     async def _apply(self, reservation, required, optional, amount, amount_byok, now) -> None:
         for attempt, delay in enumerate((*SETTLE_RETRIES, None)):

@@ -179,6 +179,17 @@ def test_settlement_charges_the_counters_before_recording_the_generation(ledger,
         D("0.00001")
 
 
+def test_a_budget_set_between_settlement_and_the_record_still_counts_the_request(ledger, store, key, workspace):
+    first = admit(ledger, key)  # no workspace budget yet
+    settle(ledger, first, fields_for(key, "0.00001"))  # charged, handed to the recorder, not written yet
+    set_budget(workspace, "weekly", "1")
+    ledger.state.version += 1  # the change every process sees on its next request
+    second = admit(ledger, key)  # the new budget's counter is needed now, before the first record exists
+    make_generation(key, usage="0.00001")  # the recorder writes the first request's generation
+    counter = store.read(Counter(workspace_subject(workspace.pk), window("weekly", timezone.now())))
+    assert (counter["spend"], counter["reserved"]) == (D("0.00001"), second.amount)
+
+
 def test_a_released_reservation_frees_every_layer(ledger, store, key, workspace):
     set_budget(workspace, "daily", "1")
     reservation = admit(ledger, key)
