@@ -34,6 +34,9 @@ class Command(BaseCommand):
         children: list[tuple[str, subprocess.Popen]] = []
         server_cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", host, "--port", str(port),
                       "--workers", str(workers), "--no-ws", "--log-level", "warning",
+                      # A worker that dies (killed, out of memory) is replaced; the others keep serving, and
+                      # budget reservations it held are reclaimed once they expire (docs/budgets.md).
+                      "--respawn-failed-workers", "--respawn-interval", "1",
                       "openrouter_ws.asgi:application"]
         if not settings.DEBUG:
             server_cmd.insert(-1, "--no-access-log")
