@@ -86,7 +86,8 @@ def estimate_prompt_tokens(messages) -> int:
 
 def completion_budget(body: dict, attempts) -> int:
     """The most completion tokens any planned attempt may produce: what the request asks for (capped by an
-    endpoint's own maximum), else the endpoint's maximum, else 4096."""
+    endpoint's own maximum, which the proxy also caps what it forwards at), else the endpoint's maximum,
+    else 4096; times `n`, the number of choices asked for."""
     asked = body.get("max_completion_tokens") or body.get("max_tokens")
     asked = asked if isinstance(asked, int) and not isinstance(asked, bool) and asked > 0 else None
     most = 0
@@ -96,6 +97,9 @@ def completion_budget(body: dict, attempts) -> int:
             most = max(most, min(asked, cap) if cap else asked)
         else:
             most = max(most, cap or DEFAULT_COMPLETION_TOKENS)
+    choices = body.get("n")
+    if isinstance(choices, int) and not isinstance(choices, bool) and choices > 1:
+        most *= choices
     return most
 
 

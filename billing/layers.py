@@ -15,6 +15,8 @@ member, api_key, workspace (broadest interval first), key_limit. Credits are che
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.db import close_old_connections, connection
+
 from .windows import BROADEST_FIRST
 
 CHAIN_SCOPES = ("workspace_default_member", "workspace_default_key", "member", "api_key", "workspace", "key_limit")
@@ -149,6 +151,8 @@ def load_key_policy(key_id) -> KeyPolicy | None:
 
     from .services import total_credits
 
+    if not connection.in_atomic_block:
+        close_old_connections()  # a connection the database dropped is checked and replaced before use
     api_key = ApiKey.objects.select_related("workspace", "organization").filter(pk=key_id).first()
     if api_key is None:
         return None

@@ -171,6 +171,13 @@ def upstream_payload(body: dict, endpoint: router.EndpointInfo, require_paramete
             if name not in ("max_completion_tokens",) or "max_tokens" not in supported:
                 continue
         payload[name] = value
+    cap = endpoint.max_completion_tokens
+    if cap:
+        # Never ask for more than the endpoint's maximum: admission reserved the worst case at that cap.
+        for name in ("max_tokens", "max_completion_tokens"):
+            asked = payload.get(name)
+            if isinstance(asked, int) and not isinstance(asked, bool) and asked > cap:
+                payload[name] = cap
     return payload
 
 

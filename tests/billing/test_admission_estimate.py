@@ -35,6 +35,22 @@ def test_it_takes_max_tokens_or_the_endpoint_maximum_or_4096():
     assert completion_budget({}, [endpoint(max_completion=1000), endpoint()]) == 4096
 
 
+def test_each_of_n_choices_may_use_the_whole_completion_budget():
+    assert completion_budget({"max_tokens": 50, "n": 3}, [endpoint(max_completion=1000)]) == 150
+    assert completion_budget({"n": 2}, [endpoint(max_completion=1000)]) == 2000
+    assert completion_budget({"max_tokens": 50, "n": True}, [endpoint()]) == 50  # not a count
+
+
+def test_what_is_forwarded_never_asks_for_more_than_the_endpoint_maximum():
+    from routing.proxy import upstream_payload
+
+    capped = endpoint(max_completion=1000)
+    assert upstream_payload({"model": "m", "max_tokens": 5000}, capped, False)["max_tokens"] == 1000
+    assert upstream_payload({"max_completion_tokens": 20000}, capped, True)["max_completion_tokens"] == 1000
+    assert upstream_payload({"max_tokens": 20}, capped, False)["max_tokens"] == 20
+    assert upstream_payload({"max_tokens": 5000}, endpoint(max_completion=None), False)["max_tokens"] == 5000
+
+
 def test_it_prices_the_worst_case_at_the_highest_prices_of_the_planned_attempts():
     cheap, pricey = endpoint("0.000001", "0.000002"), endpoint("0.000003", "0.000004", request="0.01")
     cost = worst_case_cost({"messages": HELLO, "max_tokens": 20}, [cheap, pricey])
