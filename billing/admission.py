@@ -37,6 +37,8 @@ DEFAULT_COMPLETION_TOKENS = 4096
 MESSAGE_OVERHEAD_TOKENS = 4
 RESERVATION_SECONDS = 900
 DB_RECLAIM_EVERY = 30.0
+RECLAIM_BATCH = 200  # expired reservations released per step
+RECLAIM_ROUNDS = 50  # steps in a row while each comes back full
 SETTLE_RETRIES = (0.05, 0.25, 1.0, 2.0)
 
 
@@ -207,12 +209,17 @@ class GroupCommit:
         self.waiting: list[tuple[tuple, asyncio.Future]] = []
         self.writing: asyncio.Task | None = None
 
-    async def submit(self, kind: str, *args):
-        future = asyncio.get_running_loop().create_future()
+    def enqueue(self, kind: str, *args) -> asyncio.Future:
+        """Queue a step now (behind everything queued before it); the future gets its result."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self.waiting.append(((kind, args), future))
         if self.writing is None:
-            self.writing = asyncio.get_running_loop().create_task(self._write())
-        return await future
+            self.writing = loop.create_task(self._write())
+        return future
+
+    async def submit(self, kind: str, *args):
+        return await self.enqueue(kind, *args)
 
     async def _write(self) -> None:
         loop = asyncio.get_running_loop()
@@ -271,14 +278,17 @@ class Ledger:
             return await getattr(store, method)(*args)
         if self._run_sync is not None:
             return await self._run_sync(getattr(store, method), *args)
+        return await self._group().submit(method, *args)
+
+    def _group(self) -> GroupCommit:
         if self.group is None:
             # The writer thread is the recorder's: one process, one thread writing to the database.
             recorder = getattr(self.state, "recorder", None)
             executor = getattr(recorder, "executor", None)
             if executor is None:
                 executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
-            self.group = GroupCommit(store, executor)
-        return await self.group.submit(method, *args)
+            self.group = GroupCommit(self.get_store(), executor)
+        return self.group
 
     def spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -310,11 +320,17 @@ class Ledger:
         if time.monotonic() - self._last_reclaim < DB_RECLAIM_EVERY:
             return
         self._last_reclaim = time.monotonic()
-        self.spawn(self._reclaim())
+        # Queued now, ahead of the admission that noticed it was due: that request already sees the
+        # reservations of dead processes released.
+        self.spawn(self._reclaim(self._group().enqueue("reclaim", timezone.now(), RECLAIM_BATCH)))
 
-    async def _reclaim(self) -> None:
+    async def _reclaim(self, first: asyncio.Future) -> None:
         try:
-            await self._store_call("reclaim", timezone.now(), 100)
+            reclaimed = await first
+            for _ in range(RECLAIM_ROUNDS):  # a backlog (a process died under load) is cleared at once
+                if reclaimed < RECLAIM_BATCH:
+                    break
+                reclaimed = await self._group().submit("reclaim", timezone.now(), RECLAIM_BATCH)
         except Exception:
             logger.exception("reclaiming expired budget reservations failed")
 

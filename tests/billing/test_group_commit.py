@@ -130,3 +130,21 @@ def test_a_failed_transaction_fails_every_step_in_it_and_the_next_one_runs(count
     first, second = asyncio.run(main())
     assert isinstance(first[0], RuntimeError) and second is None
     assert store.read(counter)["reserved"] == D("0.1")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reclaim_queued_before_an_admission_frees_what_dead_processes_held_for_it(counter, writer):
+    store = DatabaseCounters()
+    dead = rid()
+    store.run([("reserve", (dead, [counter], [Check(0, D("1"), False)], D("0.6"), D(0), NOW - timedelta(seconds=1),
+                            NOW - timedelta(minutes=20)))])
+
+    async def main():
+        group = GroupCommit(store, writer)
+        reclaimed = group.enqueue("reclaim", NOW, 200)
+        admitted = await submit(group, reserve(rid(), counter, "0.6"))
+        return await reclaimed, admitted
+
+    reclaimed, admitted = asyncio.run(main())
+    assert (reclaimed, admitted) == (1, None)
+    assert store.read(counter)["reserved"] == D("0.6")
