@@ -41,6 +41,22 @@ def test_debug_off_with_its_secrets_is_deployable(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+def test_debug_off_serves_collected_static_files_through_whitenoise(tmp_path):
+    from cryptography.fernet import Fernet
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(VAR_DIR=str(tmp_path), DEBUG="0", SECRET_KEY="s" * 50, ALLOWED_HOSTS="testserver",
+               ENCRYPTION_KEYS=Fernet.generate_key().decode())
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=BASE_DIR, env=env,
+                   check=True, timeout=120)
+    assert (tmp_path / "staticfiles" / "admin" / "css" / "base.css").exists()
+    code = ("from django.test import Client; r = Client().get('/static/admin/css/base.css'); "
+            "print(r.status_code, r.headers.get('Content-Type'))")
+    result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=BASE_DIR, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip().endswith("200 text/css; charset=\"utf-8\""), result.stdout + result.stderr
+
+
 def test_a_secret_can_come_from_a_file(tmp_path):
     secret_file = tmp_path / "secret"
     secret_file.write_text("f" * 50)
