@@ -262,7 +262,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"ResetIntervalEnum": ["daily", "weekly", "monthly"]},
+    "ENUM_NAME_OVERRIDES": {"ResetIntervalEnum": ["daily", "weekly", "monthly"],
+                            "DataRegionEnum": "workspaces.policy_services.REGIONS"},
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "routing.openapi.add_inference_paths"],
 }
 
 # The gateway.

@@ -74,3 +74,13 @@ def test_it_describes_the_fields_that_are_served(schema, api, workspace, inferen
     }
     for (path, method), data in served.items():
         assert set(data) == data_fields(schema, path, method), path
+
+
+def test_it_describes_the_inference_endpoint_served_outside_django(schema):
+    operation = schema["paths"]["/api/v1/chat/completions"]["post"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert "messages" in body["required"] and {"model", "models", "stream", "provider"} <= set(body["properties"])
+    assert {"200", "400", "401", "402", "403", "413", "429", "502", "503"} <= set(operation["responses"])
+    assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/event-stream"}
+    error = operation["responses"]["402"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert error in schema["components"]["schemas"]
