@@ -1,6 +1,7 @@
 """Settings come from the environment; a bad value is a clear message, not a traceback."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -51,10 +52,14 @@ def test_debug_off_serves_collected_static_files_through_whitenoise(tmp_path):
                    check=True, timeout=120)
     assert (tmp_path / "staticfiles" / "admin" / "css" / "base.css").exists()
     code = ("from django.test import Client; r = Client().get('/static/admin/css/base.css'); "
-            "print(r.status_code, r.headers.get('Content-Type'))")
+            "print(r.status_code, r.headers.get('Content-Type')); "
+            "r = Client().get('/favicon.ico', follow=True); print(r.status_code, r.redirect_chain[0][0])")
     result = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=BASE_DIR, env=env,
                             capture_output=True, text=True, timeout=60)
-    assert result.stdout.strip().endswith("200 text/css; charset=\"utf-8\""), result.stdout + result.stderr
+    css, icon = result.stdout.strip().splitlines()[-2:]
+    assert css == "200 text/css; charset=\"utf-8\"", result.stdout + result.stderr
+    # The icon's address is the hashed name from the collected manifest.
+    assert re.fullmatch(r"200 /static/favicon\.[0-9a-f]{12}\.svg", icon), icon
 
 
 def test_a_secret_can_come_from_a_file(tmp_path):

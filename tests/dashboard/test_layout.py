@@ -70,3 +70,11 @@ def test_refusals_render_in_the_layout_with_the_reason(login, org, member, outsi
     missing = login(outsider).get(f"/o/{org.slug}/")
     assert missing.status_code == 404
     assert "Not found" in missing.content.decode() and org.name not in missing.content.decode()
+
+
+def test_pages_have_an_icon_and_the_browser_default_path_finds_it(login, org, member, workspace):
+    page = login(member).get(f"/o/{org.slug}/w/{workspace.slug}/").content.decode()
+    assert 'rel="icon" type="image/svg+xml" href="/static/favicon.svg"' in page
+    response = Client().get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"] == "/static/favicon.svg"
