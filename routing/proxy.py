@@ -213,6 +213,8 @@ class Completion:
         self.completion_chars = 0
         self.first_token_at: float | None = None
         self.disconnected = False
+        self.on_disconnect = None  # what to stop when the client goes: the attempts, then the upstream stream
+        self.in_flight: tuple[router.Attempt, float] | None = None
         self.response_started = False
         self.market_cost = Decimal(0)
         self.settled: Decimal | None = None
@@ -227,12 +229,13 @@ class Completion:
                 await send_json(self.send, exc.status, error_body(exc.status, exc.message, exc.metadata,
                                                                   **exc.extra), exc.headers)
         except asyncio.CancelledError:
-            self.settle(status="cancelled")
+            self.abandoned()
             raise
         except Exception:
             # A defect of ours: still exactly one record for what reached an upstream, and a clean ending.
             logger.exception("chat completion failed")
             failure = ClientError(500, "Internal server error.", {"error_type": "server"})
+            self.cut_in_flight(500)
             charged = self.settle(status="error", error=failure)
             if self.response_started:
                 await self.send_error_chunk(500, failure.message, failure.metadata, charged)
@@ -255,10 +258,14 @@ class Completion:
         except admission.Refused as exc:
             raise ClientError(exc.status, exc.message, exc.metadata, exc.headers) from None
         # ---
-        if self.body.get("stream"):
-            await self.stream(plan)
-        else:
-            await self.complete(plan)
+        watcher = asyncio.ensure_future(self.watch_disconnect())
+        try:
+            if self.body.get("stream"):
+                await self.stream(plan)
+            else:
+                await self.complete(plan)
+        finally:
+            watcher.cancel()
 
     async def authenticate(self):
         token = None
@@ -443,6 +450,7 @@ class Completion:
         for attempt in plan.attempts:
             ep = attempt.endpoint
             started = time.monotonic()
+            self.in_flight = (attempt, started)
             try:
                 response = await self.open(attempt, stream)
                 if stream:
@@ -461,6 +469,7 @@ class Completion:
                         raise UpstreamError(exc.status, exc.message, retryable=True,
                                             error_type=exc.error_type) from None
                     self.log_attempt(attempt, 200, started)
+                    self.in_flight = None
                     self.state.mark_success(ep.provider_slug)
                     return attempt, response, (iterator, first)
                 try:
@@ -472,9 +481,11 @@ class Completion:
                 except (orjson.JSONDecodeError, StreamError, AttributeError, TypeError):
                     raise UpstreamError(502, f"{ep.provider_name} sent an invalid answer.") from None
                 self.log_attempt(attempt, 200, started)
+                self.in_flight = None
                 self.state.mark_success(ep.provider_slug)
                 return attempt, None, result
             except UpstreamError as exc:
+                self.in_flight = None
                 self.log_attempt(attempt, exc.status, started)
                 errors.append(exc)
                 self._errors_by_provider.append((ep.provider_name, exc))
@@ -483,6 +494,7 @@ class Completion:
                     continue
                 break
             except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                self.in_flight = None
                 self.log_attempt(attempt, 502, started)
                 err = UpstreamError(502, f"{ep.provider_name} failed: {type(exc).__name__}.")
                 errors.append(err)
@@ -496,11 +508,20 @@ class Completion:
 
     # -- non-streaming
     async def complete(self, plan: router.Plan):
+        task = asyncio.ensure_future(self.attempt_loop(plan, stream=False))
+        self.on_disconnect = task.cancel
         try:
-            attempt, _response, result = await self.attempt_loop(plan, stream=False)
+            attempt, _response, result = await task
         except ClientError as exc:
             self.settle(status="error", error=exc)
             raise
+        except asyncio.CancelledError:
+            if not self.disconnected:
+                raise
+            self.abandoned()
+            return
+        finally:
+            self.on_disconnect = None
         self.attempt = attempt
         ep = self.endpoint = attempt.endpoint
         self.usage = result.usage
@@ -545,28 +566,53 @@ class Completion:
             await self.send({"type": "http.response.start", "status": 200,
                              "headers": [*SSE_HEADERS, (b"x-generation-id", self.generation_id.encode())]})
 
-    async def watch_disconnect(self, on_disconnect) -> None:
+    async def watch_disconnect(self) -> None:
+        """Runs once the body is read: the next message is the client going away."""
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
                 self.disconnected = True
-                on_disconnect()
+                if self.on_disconnect is not None:
+                    self.on_disconnect()
                 return
+
+    def cut_in_flight(self, status: int) -> None:
+        """An attempt on its way to an upstream ends here: it is logged, and its endpoint is the record's."""
+        if self.in_flight is not None:
+            attempt, started = self.in_flight
+            self.in_flight = None
+            self.log_attempt(attempt, status, started)
+            self.attempt, self.endpoint = attempt, attempt.endpoint
+
+    def abandoned(self) -> None:
+        """The client left (or the server stopped the request) while an attempt was on its way."""
+        self.cut_in_flight(499)
+        self.settle(status="cancelled")
 
     async def stream(self, plan: router.Plan):
         task = asyncio.ensure_future(self.attempt_loop(plan, stream=True))
+        self.on_disconnect = task.cancel
         wait = self.config["KEEPALIVE_AFTER"]
         # Waiting on the upstream: errors stay real HTTP errors until we have to start the response to
         # keep the connection alive; after that they become an in-band error chunk.
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=wait)
-            if done:
-                break
-            await self.start_sse()
-            await self.send_sse(KEEPALIVE)
-            wait = self.config["KEEPALIVE_INTERVAL"]
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=wait)
+                if done:
+                    break
+                await self.start_sse()
+                await self.send_sse(KEEPALIVE)
+                wait = self.config["KEEPALIVE_INTERVAL"]
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
         try:
             attempt, response, (iterator, first) = task.result()
+        except asyncio.CancelledError:
+            if not self.disconnected:
+                raise
+            self.abandoned()
+            return
         except ClientError as exc:
             self.settle(status="error", error=exc)
             if not self.response_started:
@@ -577,7 +623,9 @@ class Completion:
         self.attempt = attempt
         ep = self.endpoint = attempt.endpoint
         await self.start_sse()
-        watcher = asyncio.ensure_future(self.watch_disconnect(response.close))
+        self.on_disconnect = response.close
+        if self.disconnected:
+            response.close()
         error: StreamError | None = None
         try:
             await self.forward(first)
@@ -591,7 +639,7 @@ class Completion:
             if not self.disconnected:
                 error = exc
         finally:
-            watcher.cancel()
+            self.on_disconnect = None
             response.close()
         if self.disconnected:
             self.settle(status="cancelled")

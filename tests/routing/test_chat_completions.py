@@ -1,12 +1,15 @@
 """Chat completions end to end: the real server, the mock upstream, the openai SDK as the client."""
 
+import socket
+import time
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 import openai
 import orjson
 import pytest
 
-from tests.routing.helpers import mock_requests, post_chat, sse_events, wait_for_generation
+from tests.routing.helpers import mock_requests, post_chat, sse_events, wait_for_generation, wait_for_generations
 
 HELLO = [{"role": "user", "content": "Say hello"}]
 
@@ -157,6 +160,48 @@ def test_a_client_that_disconnects_mid_stream_is_still_billed(stack, inference_k
     generation = wait_for_generation(generation_id)
     assert generation.cancelled and generation.status == "cancelled"
     assert generation.tokens_completion > 0 and generation.total_cost > 0
+
+
+def send_then_hang_up(stack, key: str, body: dict, after: float) -> bytes:
+    """POST a completion over a raw socket, read what comes within `after` seconds, then close the connection."""
+    url = urlsplit(stack.api)
+    payload = orjson.dumps(body)
+    request = (f"POST {url.path}/chat/completions HTTP/1.1\r\nHost: {url.netloc}\r\n"
+               f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload
+    received = b""
+    with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+        sock.sendall(request)
+        deadline = time.monotonic() + after
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not data:
+                break
+            received += data
+    return received
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_that_leaves_while_the_upstream_thinks_ends_the_attempt_and_is_recorded(stack, inference_key,
+                                                                                         stream):
+    # The upstream waits 4 s before its first byte; the client gives up after 1 s (a streaming client has seen a
+    # keep-alive comment by then). The gateway stops waiting, and the request still leaves its one record.
+    session = f"leaves-{stream}"
+    body = {"model": "test/chat", "stream": stream, "provider": {"order": ["cheap"]}, "session_id": session,
+            "messages": [{"role": "user", "content": "hi [[mock first_byte_delay_ms=4000]]"}]}
+    received = send_then_hang_up(stack, inference_key[1], body, after=1.0)
+    assert (b"OPENROUTER PROCESSING" in received) is stream
+    [generation] = wait_for_generations(1, timeout=3.0, session_id=session)
+    assert generation.status == "cancelled" and generation.cancelled
+    assert generation.streamed is stream
+    assert generation.provider_slug == "cheap"
+    assert [a["status"] for a in generation.provider_responses] == [499]
+    assert generation.tokens_completion == 0 and generation.usage_estimated
+    assert 900 <= generation.latency_ms < 4000
 
 
 def test_it_sends_keepalive_comments_while_the_upstream_is_slow(stack, inference_key):
