@@ -121,3 +121,16 @@ def test_deeply_nested_json_is_refused_everywhere(stack, inference_key, manageme
         response = requests.post(f"{stack.api}/{path}", data=deep, timeout=10,
                                  headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
         assert_error(response, 400)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/models/%00/x/endpoints", "/api/v1/models/test/chat%00/endpoints",
+                                  "/api/v1/models?category=%00", "/api/v1/chat/completions%00"])
+def test_a_nul_character_in_the_path_or_query_is_a_400(stack, path):
+    response = requests.get(stack.url + path, timeout=10)
+    assert_error(response, 400)
+    assert "NUL" in response.json()["error"]["message"]
+
+
+def test_a_nul_character_in_a_dashboard_path_is_a_400_too(stack):
+    response = requests.get(stack.url + "/o/%00/w/x/", timeout=10)
+    assert response.status_code == 400 and "NUL" in response.text
