@@ -379,6 +379,8 @@ class Ledger:
             raise
         except Exception as exc:
             logger.error("budget counters unavailable, refusing the request: %s", type(exc).__name__)
+            # The reservation may have been written before the reply was lost: release it (a no-op if not).
+            self.release(reservation)
             raise unavailable() from None
         if result is not None:
             layer = policy.layers[result.check]

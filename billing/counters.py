@@ -35,6 +35,8 @@ UNIT = Decimal("1e-10")
 REDIS_PREFIX = "ows:bc:"
 RESERVATION_PREFIX = "ows:br:"
 EXPIRY_SET = "ows:br-expiry"
+SETTLED_PREFIX = "ows:bs:"  # a settlement's mark: a retried settlement (its first reply lost) charges nothing
+SETTLED_TTL = 600  # seconds; far longer than the settlement's retries
 RECLAIM_BATCH = 50
 MIN_TTL_SECONDS = 86400
 
@@ -348,6 +350,8 @@ class _Batch:
 # numbers are doubles and print large values in exponent form, which HINCRBY would reject. Comparisons use
 # doubles (exact up to 2^53 units, about $900,000 per counter; beyond that to 16 significant digits).
 # Scripts touch reservation and counter keys they compute themselves: a single Redis server, not Cluster.
+# Every script is idempotent, so a command whose reply was lost (a dropped connection) can be sent again: an
+# admission whose reservation exists answers 'ok', a settlement whose mark exists charges nothing.
 
 _RELEASE = """
 local function release(rkey)
@@ -383,6 +387,7 @@ end
 # ARGV: now, reservation id, reservation expires at, reservation ttl, amount, amount_byok, reservation prefix,
 #       n, n counter expire-at times, m, m checks as (counter index, limit, include_byok)
 ADMIT = _RELEASE + """
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'ok'} end
 reclaim(KEYS[1], ARGV[7], tonumber(ARGV[1]))
 local n = tonumber(ARGV[8])
 local missing = {}
@@ -431,31 +436,38 @@ end
 return 1
 """
 
-# KEYS: expiry set, reservation, r required counters, then optional counters
+# KEYS: expiry set, reservation, settled mark, r required counters, then optional counters
 # ARGV: reservation id, amount, amount_byok, r, expire-at per counter (required, then optional)
+# A release is a settlement with no counters: it leaves no mark.
 SETTLE = _RELEASE + """
+local charges = #KEYS > 3 and ARGV[1] ~= ''
+if charges and redis.call('EXISTS', KEYS[3]) == 1 then return {'ok'} end
 local r = tonumber(ARGV[4])
 local missing = {}
 for i = 1, r do
-  if redis.call('HEXISTS', KEYS[2 + i], 's') == 0 then missing[#missing + 1] = i end
+  if redis.call('HEXISTS', KEYS[3 + i], 's') == 0 then missing[#missing + 1] = i end
 end
 if #missing > 0 then return {'miss', unpack(missing)} end
 release(KEYS[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   local k = KEYS[i]
-  if i <= 2 + r or redis.call('HEXISTS', k, 's') == 1 then
+  if i <= 3 + r or redis.call('HEXISTS', k, 's') == 1 then
     if ARGV[2] ~= '0' then redis.call('HINCRBY', k, 'sc', ARGV[2]) end
     if ARGV[3] ~= '0' then redis.call('HINCRBY', k, 'sb', ARGV[3]) end
-    redis.call('EXPIREAT', k, ARGV[2 + i])
+    redis.call('EXPIREAT', k, ARGV[1 + i])
   end
 end
+if charges then redis.call('SET', KEYS[3], '1', 'EX', %d) end
 return {'ok'}
-"""
+""" % SETTLED_TTL
 
 RECLAIM = _RELEASE + """
 return reclaim(KEYS[1], ARGV[2], tonumber(ARGV[1]))
 """
+
+
+SCRIPT_LOADS = 3
 
 
 class RedisCounters:
@@ -521,7 +533,7 @@ class RedisCounters:
         optional = [c for c in {c.key: c for c in optional}.values() if c.key not in wanted]
         counters = required + optional
         rid = reservation_id or ""
-        keys = [EXPIRY_SET, RESERVATION_PREFIX + rid, *[self.key(c) for c in counters]]
+        keys = [EXPIRY_SET, RESERVATION_PREFIX + rid, SETTLED_PREFIX + rid, *[self.key(c) for c in counters]]
         args = [rid, to_units(amount), to_units(amount_byok), len(required),
                 *[self.expiry(c, now) for c in counters]]
         for _ in range(3):
@@ -537,11 +549,12 @@ class RedisCounters:
     async def _eval(self, script, keys, args):
         from redis.exceptions import NoScriptError
 
-        try:
-            return await self.batched.execute("EVALSHA", script.sha, len(keys), *keys, *args)
-        except NoScriptError:  # a new or restarted Redis: load it, once for everyone waiting
-            await self.client.script_load(script.script)
-            return await self.batched.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        for _ in range(SCRIPT_LOADS):
+            try:
+                return await self.batched.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+            except NoScriptError:  # a new or restarted Redis, or SCRIPT FLUSH: load it and send it again
+                await self.client.script_load(script.script)
+        return await self.batched.execute("EVALSHA", script.sha, len(keys), *keys, *args)
 
     async def read(self, counter: Counter) -> dict | None:
         values = await self.client.hgetall(self.key(counter))

@@ -78,36 +78,49 @@ def async_client(url: str, timeout: float = 5.0):
 class Batched:
     """Commands that arrive while a round-trip is in flight wait and go together in the next one, as one
     pipeline (not a transaction: each command succeeds or fails alone). At low load a command goes at once;
-    under load hundreds share one round-trip, one pooled connection and one wake-up of the event loop."""
+    under load hundreds share one round-trip, one pooled connection and one wake-up of the event loop.
+
+    A round-trip whose connection fails is sent again once, on a new connection: Redis may have run some of
+    its commands before the reply was lost, so only idempotent commands go through here (GET, and the
+    budget scripts, which are written to be)."""
 
     MAX = 256
+    RESENDS = 1
 
     def __init__(self, client):
         self.client = client
-        self.waiting: list[tuple[tuple, asyncio.Future]] = []
+        self.waiting: list[tuple[tuple, asyncio.Future, int]] = []
         self.task: asyncio.Task | None = None
 
     async def execute(self, *args):
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self.waiting.append((args, future))
+        self.waiting.append((args, future, 0))
         if self.task is None:
             self.task = loop.create_task(self._run())
         return await future
 
     async def _run(self) -> None:
+        from redis.exceptions import ConnectionError, TimeoutError
+
         try:
             while self.waiting:
                 batch = self.waiting[:self.MAX]
                 del self.waiting[:len(batch)]
                 try:
                     async with self.client.pipeline(transaction=False) as pipe:
-                        for args, _ in batch:
+                        for args, _, _ in batch:
                             pipe.execute_command(*args)
                         results = await pipe.execute(raise_on_error=False)
-                except Exception as exc:  # the connection failed: every command of the round-trip did
+                except (ConnectionError, TimeoutError) as exc:  # the round-trip failed as a whole
+                    again = [(args, future, sent + 1) for args, future, sent in batch
+                             if sent < self.RESENDS and not future.done()]
+                    self.waiting[:0] = again
                     results = [exc] * len(batch)
-                for (_, future), result in zip(batch, results):
+                    batch = [item for item in batch if item[2] >= self.RESENDS]
+                except Exception as exc:
+                    results = [exc] * len(batch)
+                for (_, future, _), result in zip(batch, results):
                     if future.done():
                         continue
                     if isinstance(result, Exception):

@@ -247,7 +247,13 @@ class Completion:
             admission.release(self.state, self.reservation)
 
     async def _run(self):
-        await self.state.refresh()
+        try:
+            await self.state.refresh()
+        except Exception as exc:  # Redis (which holds the configuration's version) is unreachable
+            logger.error("the configuration version cannot be read, refusing the request: %s", type(exc).__name__)
+            raise ClientError(503, "The gateway cannot check its configuration right now; nothing was sent "
+                              "upstream. Try again shortly.", {"error_type": "server"},
+                              [(b"retry-after", b"2")]) from None
         self.ctx = await self.authenticate()
         raw = await read_body(self.scope, self.receive, self.config["MAX_REQUEST_BYTES"])
         self.body = parse_request(raw)
@@ -714,6 +720,10 @@ class Completion:
     def estimated_usage(self, completion_chars: int) -> dict:
         prompt = estimate_tokens(prompt_chars(self.body.get("messages") or []))
         completion = estimate_tokens(completion_chars) if completion_chars else 0
+        if self.endpoint is not None:
+            # Never more than the request could produce (what its reservation assumed): 4 characters per
+            # token overestimates short words.
+            completion = min(completion, admission.completion_budget(self.body, [self.endpoint]))
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
                 "estimated": True}
 

@@ -250,6 +250,9 @@ def test_it_fails_closed_when_the_counters_are_unreachable(ledger, key):
         async def reserve(self, *args):
             raise ConnectionError("down")
 
+        async def settle(self, *args):  # the release of what may have been reserved
+            raise ConnectionError("down")
+
     ledger.store = Broken()
     error = refused(ledger, key)
     assert (error.status, error.headers) == (503, [(b"retry-after", b"2")])
@@ -263,3 +266,25 @@ def test_the_window_of_a_charge_is_the_generations_own(ledger, store, key):
     yesterday = timezone.now() - timedelta(days=1)
     settle(ledger, reservation, fields_for(key, "0.00002", created_at=yesterday))
     assert store.read(Counter(key_subject(key.pk), window("daily", yesterday)))["spend"] == D("0.00002")
+
+
+def test_a_reservation_whose_reply_was_lost_is_released(ledger, store, key, workspace):
+    # Redis ran the admission, then the connection dropped before its reply arrived: the client gets 503
+    # and the reservation it never heard of is released at once, not held until it expires.
+    if store.kind != "redis":
+        pytest.skip("the database store answers in the transaction that wrote the reservation")
+    set_budget(workspace, "daily", "1")
+    backend = store.backend
+    reserve = backend.reserve
+
+    async def reserved_then_lost(*args):
+        await reserve(*args)
+        raise ConnectionError("the reply was lost")
+
+    backend.reserve = reserved_then_lost
+    before = store.outstanding()
+    error = refused(ledger, key)
+    assert error.status == 503
+    ledger.run(ledger.flush())
+    assert reserved(store, workspace_subject(workspace.pk)) == 0
+    assert store.outstanding() == before

@@ -2,6 +2,7 @@
 the counter scripts gets them loaded again."""
 
 import asyncio
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -62,13 +63,67 @@ def test_counter_scripts_are_loaded_again_after_redis_lost_them(inference_key, l
         store = RedisCounters(settings.REDIS_URL, inline_runner())
         try:
             redis.Redis.from_url(settings.REDIS_URL).script_flush()
-            refused = await store.reserve("r-1", [counter], [Check(0, Decimal("1"), False)], Decimal("0.5"),
+            rid = uuid.uuid4().hex  # a settlement leaves a mark: a fixed id would be settled already next run
+            refused = await store.reserve(rid, [counter], [Check(0, Decimal("1"), False)], Decimal("0.5"),
                                           Decimal(0), now + timedelta(minutes=15), now)
-            await store.settle("r-1", [counter], [], Decimal("0.25"), Decimal(0), now)
+            await store.settle(rid, [counter], [], Decimal("0.25"), Decimal(0), now)
             return refused, await store.read(counter)
         finally:
             await store.close()
 
     refused, values = loop.run_until_complete(main())
     assert refused is None
+    assert (values["spend"], values["reserved"]) == (Decimal("0.25"), 0)
+
+
+@pytest.mark.django_db
+def test_a_round_trip_whose_reply_was_lost_is_sent_again_and_counts_once(inference_key, loop):
+    # Redis ran the admission and the settlement, and each time the connection dropped before the reply:
+    # both are sent again, and the scripts see they already ran (one reservation, one charge).
+    from datetime import datetime, timedelta, timezone
+
+    import redis
+
+    from billing.counters import Check, Counter, RedisCounters
+    from billing.layers import key_subject
+    from billing.windows import window
+    from tests.billing.budget_helpers import inline_runner
+
+    now = datetime(2026, 7, 16, 10, 30, tzinfo=timezone.utc)
+    counter = Counter(key_subject(inference_key[0].pk), window("daily", now))
+    rid = uuid.uuid4().hex
+
+    async def main():
+        store = RedisCounters(settings.REDIS_URL, inline_runner())
+        pipeline, lost = store.client.pipeline, []  # the script of each reply lost: each once
+
+        def losing_pipeline(**kwargs):
+            pipe = pipeline(**kwargs)
+            execute = pipe.execute
+
+            async def execute_then_lose_the_reply(*args, **kw):
+                scripts = {command[0][1] for command in pipe.command_stack}
+                results = await execute(*args, **kw)
+                if results == [[b"ok"]] and not scripts & set(lost):
+                    lost.extend(scripts)
+                    raise redis.exceptions.ConnectionError("Connection closed by server.")
+                return results
+
+            pipe.execute = execute_then_lose_the_reply
+            return pipe
+
+        try:
+            await store.seed([counter], now)
+            store.client.pipeline = losing_pipeline
+            refused = await store.reserve(rid, [counter], [Check(0, Decimal("1"), False)], Decimal("0.5"),
+                                          Decimal(0), now + timedelta(minutes=15), now)
+            held = await store.read(counter)
+            await store.settle(rid, [counter], [], Decimal("0.25"), Decimal(0), now)
+            return refused, held, await store.read(counter), len(lost)
+        finally:
+            await store.close()
+
+    refused, held, values, lost = loop.run_until_complete(main())
+    assert refused is None and lost == 2
+    assert held["reserved"] == Decimal("0.5")
     assert (values["spend"], values["reserved"]) == (Decimal("0.25"), 0)

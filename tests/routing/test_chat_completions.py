@@ -162,6 +162,18 @@ def test_a_client_that_disconnects_mid_stream_is_still_billed(stack, inference_k
     assert generation.tokens_completion > 0 and generation.total_cost > 0
 
 
+def test_an_estimated_completion_is_never_more_than_max_tokens(stack, inference_key):
+    # The upstream streams 8 words (47 characters) and drops the connection before its usage: the estimate of
+    # 4 characters a token would say 12, above what max_tokens allows and the reservation held.
+    body = {"model": "test/chat", "stream": True, "max_tokens": 8, "provider": {"order": ["cheap"]},
+            "messages": [{"role": "user", "content": "hi [[mock drop_after=8,chunk_delay_ms=5]]"}]}
+    response = post_chat(stack, inference_key[1], body, stream=True)
+    sse_events(response)
+    generation = wait_for_generation(response.headers["x-generation-id"])
+    assert generation.usage_estimated and generation.status == "error"
+    assert generation.tokens_completion == 8
+
+
 def send_then_hang_up(stack, key: str, body: dict, after: float) -> bytes:
     """POST a completion over a raw socket, read what comes within `after` seconds, then close the connection."""
     url = urlsplit(stack.api)
