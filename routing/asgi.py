@@ -17,9 +17,6 @@ class GatewayApplication:
     async def __call__(self, scope, receive, send):
         kind = scope["type"]
         if kind == "http":
-            if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
-                await refuse_nul(scope, send)
-                return
             handler = PROXY_PATHS.get(scope["path"].rstrip("/"))
             if handler is not None:
                 if self.state.session is None:
@@ -50,16 +47,3 @@ class GatewayApplication:
                     await send({"type": "lifespan.shutdown.complete"})
                 return
 
-
-async def refuse_nul(scope, send) -> None:
-    """A NUL character in the path or query: no URL of ours has one, and PostgreSQL refuses it in text, so a
-    lookup with it would fail late. Answered here, for the API in its envelope."""
-    message = "The request's path or query contains a NUL character."
-    if scope["path"].startswith("/api/"):
-        await proxy.send_json(send, 400, proxy.error_body(400, message))
-        return
-    body = message.encode()
-    await send({"type": "http.response.start", "status": 400,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
