@@ -113,11 +113,10 @@ class Batched:
                             pipe.execute_command(*args)
                         results = await pipe.execute(raise_on_error=False)
                 except (ConnectionError, TimeoutError) as exc:  # the round-trip failed as a whole
-                    again = [(args, future, sent + 1) for args, future, sent in batch
-                             if sent < self.RESENDS and not future.done()]
-                    self.waiting[:0] = again
-                    results = [exc] * len(batch)
+                    self.waiting[:0] = [(args, future, sent + 1) for args, future, sent in batch
+                                        if sent < self.RESENDS and not future.done()]
                     batch = [item for item in batch if item[2] >= self.RESENDS]
+                    results = [exc] * len(batch)
                 except Exception as exc:
                     results = [exc] * len(batch)
                 for (_, future, _), result in zip(batch, results):
